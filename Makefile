@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create (or update) the project's own virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_OUT ?= demo-out
+
+.PHONY: venv demo test lint typecheck unit bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[torch,keras,tensorflow,jax,test,demo]'
+	touch $(STAMP)
+
+demo: venv
+	$(PY) -m eli5_nn demo --out $(DEMO_OUT)
+
+lint: venv
+	$(VENV)/bin/ruff check eli5_nn tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# The Keras suite runs once per backend, each in its own process.
+KERAS_BACKENDS ?= tensorflow jax torch
+
+unit: venv
+	$(PY) -m pytest -q tests --ignore=tests/keras
+	for b in $(KERAS_BACKENDS); do \
+		echo "== Keras suite on $$b"; \
+		KERAS_BACKEND=$$b TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q tests/keras || exit 1; \
+	done
+
+test: lint typecheck unit
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info

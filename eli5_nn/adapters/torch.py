@@ -1,0 +1,427 @@
+"""The PyTorch adapter: hooks and autograd for :class:`torch.nn.Module` models.
+
+Everything that touches PyTorch's autograd or module hooks is here. Hooks live
+for one call only and are removed in ``finally`` blocks; the model's
+train/eval flags are restored on the way out; calls on the same model from
+several threads are serialised by a per-model lock, so a hook never fires for
+another thread's forward pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import (
+    ACCELERATOR_PASS_BUDGET,
+    CPU_PASS_BUDGET,
+    BiasSite,
+    CotangentFn,
+    ExplanationError,
+    GradPass,
+    LayerRef,
+    Tensor,
+)
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _model_lock(model: nn.Module) -> threading.RLock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return None
+
+
+def _replace_first(out: Any, new: torch.Tensor) -> Any:
+    if isinstance(out, torch.Tensor):
+        return new
+    return type(out)([new, *out[1:]])
+
+
+class TorchOps:
+    """:class:`~eli5_nn.adapters.base.Ops` in PyTorch."""
+
+    def asarray(self, value: np.ndarray, like: Tensor) -> Tensor:
+        return torch.as_tensor(np.asarray(value), dtype=like.dtype, device=like.device)
+
+    def to_numpy(self, x: Tensor) -> np.ndarray:
+        return x.detach().cpu().numpy()
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return torch.sum(x, dim=axis, keepdim=keepdims)
+
+    def mean(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return torch.mean(x, dim=axis, keepdim=keepdims)
+
+    def relu(self, x: Tensor) -> Tensor:
+        return torch.relu(x)
+
+    def abs(self, x: Tensor) -> Tensor:
+        return torch.abs(x)
+
+    def amax(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return torch.amax(x, dim=axis, keepdim=keepdims)
+
+    def amin(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return torch.amin(x, dim=axis, keepdim=keepdims)
+
+    def where(self, cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return torch.where(cond, x, y)
+
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+    def concat(self, xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return torch.cat(list(xs), dim=axis)
+
+    def take(self, x: Tensor, indices: np.ndarray, axis: int = 0) -> Tensor:
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=x.device)
+        return torch.index_select(x, axis, idx)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.reshape(x, shape)
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.matmul(a, b)
+
+    def moveaxis(self, x: Tensor, source: int, destination: int) -> Tensor:
+        return torch.movedim(x, source, destination)
+
+    def normal(self, like: Tensor, std: Tensor, seed: int) -> Tensor:
+        gen = torch.Generator(device=like.device)
+        gen.manual_seed(int(seed))
+        noise = torch.randn(like.shape, generator=gen, dtype=like.dtype, device=like.device)
+        return noise * std
+
+    def all_finite(self, x: Tensor) -> bool:
+        if not torch.is_floating_point(x):
+            return True
+        return bool(torch.isfinite(x).all())
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(int(s) for s in x.shape)
+
+
+class TorchAdapter:
+    """:class:`~eli5_nn.adapters.base.Adapter` for a ``torch.nn.Module``."""
+
+    framework = "torch"
+    channel_axis = 1
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.ops = TorchOps()
+        self._named = [(name, m) for name, m in model.named_modules() if name]
+
+    # -- identity, device, state ----------------------------------------------------------
+    def model_name(self) -> str:
+        return type(self.model).__name__
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        for p in self.model.parameters():
+            if p.is_floating_point():
+                return p.device, p.dtype
+        for b in self.model.buffers():
+            if b.is_floating_point():
+                return b.device, b.dtype
+        return torch.device("cpu"), torch.get_default_dtype()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        lock = _model_lock(self.model)
+        with lock:
+            modes = [(m, m.training) for m in self.model.modules()]
+            try:
+                self.model.eval()
+                yield
+            finally:
+                for m, mode in modes:
+                    m.training = mode
+
+    # -- inputs -----------------------------------------------------------------------------
+    def as_batch(self, doc: Any) -> Tensor:
+        if isinstance(doc, torch.Tensor):
+            x = doc.detach()
+        else:
+            try:
+                arr = np.asarray(doc)
+            except Exception as exc:  # pragma: no cover - numpy raises many kinds
+                raise TypeError(
+                    f"expected a numpy array or torch.Tensor as input, got {type(doc).__name__}"
+                ) from exc
+            if arr.dtype == object or not (
+                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+            ):
+                raise TypeError(
+                    f"expected a numeric array or torch.Tensor as input, got dtype {arr.dtype}"
+                )
+            x = torch.from_numpy(np.ascontiguousarray(arr))
+        device, dtype = self._device_dtype()
+        if x.is_floating_point():
+            return x.to(device=device, dtype=dtype)
+        return x.to(device=device)
+
+    def is_floating(self, x: Tensor) -> bool:
+        return bool(torch.is_floating_point(x))
+
+    # -- forward / backward ---------------------------------------------------------------
+    def _scores(self, out: Any) -> torch.Tensor:
+        if isinstance(out, dict) and "logits" in out:
+            out = out["logits"]
+        elif hasattr(out, "logits") and isinstance(out.logits, torch.Tensor):
+            out = out.logits
+        t = _first_tensor(out)
+        if t is None:
+            raise TypeError(
+                f"the model returned {type(out).__name__}; expected a tensor of class scores "
+                "of shape (batch, n_classes)"
+            )
+        if t.ndim == 1:
+            t = t[:, None]
+        if t.ndim != 2:
+            raise ValueError(
+                f"the model's output has shape {tuple(t.shape)}; expected class scores of "
+                "shape (batch, n_classes)"
+            )
+        return t
+
+    def _run(self, x: torch.Tensor) -> Any:
+        try:
+            return self.model(x)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise ExplanationError(
+                f"the model could not run on an input of shape {tuple(x.shape)} "
+                f"and dtype {x.dtype}: {exc}. Pass one input with a leading batch axis, "
+                "shaped as the model expects (e.g. (1, C, H, W) for an image model)."
+            ) from exc
+
+    def forward(self, x: Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self._scores(self._run(x)).float().cpu().numpy()
+
+    def gradients(
+        self,
+        x: Tensor,
+        cotangents: CotangentFn,
+        *,
+        wrt_input: bool,
+        layers: Sequence[LayerRef] = (),
+        cut_at_layer: bool = False,
+    ) -> tuple[np.ndarray, list[GradPass]]:
+        cut = cut_at_layer and not wrt_input and len(layers) == 1
+        acts: dict[LayerRef, list[torch.Tensor]] = {ref: [] for ref in layers}
+
+        def make_hook(ref: LayerRef) -> Any:
+            def hook(_module: nn.Module, _inp: Any, out: Any) -> Any:
+                t = _first_tensor(out)
+                if t is None:
+                    raise ExplanationError(
+                        f"layer {ref.name!r} returns {type(out).__name__}, not a tensor; "
+                        "choose another layer"
+                    )
+                if cut:
+                    torch.set_grad_enabled(True)
+                if cut or not t.requires_grad:
+                    t = t.detach().requires_grad_(True)
+                acts[ref].append(t)
+                # downstream gets a copy, so in-place ops after the layer
+                # (ReLU(inplace=True)) cannot change what we differentiate at
+                return _replace_first(out, t.clone())
+
+            return hook
+
+        with ExitStack() as stack:
+            for ref in layers:
+                module = ref.handle
+                assert isinstance(module, nn.Module)
+                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+            xi = x.detach().requires_grad_(True) if wrt_input else x
+            with torch.enable_grad():
+                if cut:
+                    with torch.no_grad():
+                        out = self._run(xi)
+                else:
+                    out = self._run(xi)
+                scores = self._scores(out)
+                scores_np = scores.detach().float().cpu().numpy()
+                rounds = cotangents(scores_np)
+                for ref in layers:
+                    if not acts[ref]:
+                        raise ExplanationError(
+                            f"layer {ref.name!r} was not called in the model's forward pass"
+                        )
+                wrt: list[torch.Tensor] = [xi] if wrt_input else []
+                flat_layers = [(ref, i) for ref in layers for i in range(len(acts[ref]))]
+                wrt += [acts[ref][i] for ref, i in flat_layers]
+                if not scores.requires_grad:
+                    raise ExplanationError(
+                        "the model's output does not depend on anything that can be "
+                        "differentiated; check that the model is not run under torch.no_grad()"
+                    )
+                passes = []
+                for j, cot in enumerate(rounds):
+                    g = torch.as_tensor(cot, dtype=scores.dtype, device=scores.device)
+                    grads = torch.autograd.grad(
+                        scores,
+                        wrt,
+                        grad_outputs=g,
+                        retain_graph=j < len(rounds) - 1,
+                        allow_unused=True,
+                    )
+                    grads = tuple(
+                        torch.zeros_like(w) if gr is None else gr
+                        for w, gr in zip(wrt, grads, strict=True)
+                    )
+                    k = 1 if wrt_input else 0
+                    layer_grads: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+                    for (ref, _i), gr in zip(flat_layers, grads[k:], strict=True):
+                        layer_grads[ref].append(gr.detach())
+                    passes.append(
+                        GradPass(
+                            input_grad=grads[0].detach() if wrt_input else None,
+                            activations={r: [a.detach() for a in v] for r, v in acts.items()},
+                            layer_grads=layer_grads,
+                        )
+                    )
+        return scores_np, passes
+
+    # -- layers -----------------------------------------------------------------------------
+    def layers(self) -> list[LayerRef]:
+        return [
+            LayerRef(name=name, index=i, handle=m, kind=type(m).__name__)
+            for i, (name, m) in enumerate(self._named)
+        ]
+
+    def find_layer(self, spec: Any) -> LayerRef:
+        refs = self.layers()
+        if isinstance(spec, nn.Module):
+            for ref in refs:
+                if ref.handle is spec:
+                    return ref
+            raise ExplanationError(
+                f"the layer object {type(spec).__name__} is not a submodule of this model"
+            )
+        if isinstance(spec, (bool, np.bool_)):
+            raise TypeError("layer must be a name, an index or a module, not a bool")
+        if isinstance(spec, (int, np.integer)):
+            i = int(spec)
+            if not -len(refs) <= i < len(refs):
+                raise ExplanationError(
+                    f"layer index {i} is out of range: the model has {len(refs)} layers "
+                    f"(indices 0..{len(refs) - 1}, or negative from the end)"
+                )
+            return refs[i]
+        if isinstance(spec, str):
+            for ref in refs:
+                if ref.name == spec:
+                    return ref
+            close = difflib.get_close_matches(spec, [r.name for r in refs], n=5)
+            hint = f" Did you mean one of {close}?" if close else ""
+            raise ExplanationError(
+                f"no layer named {spec!r} in {self.model_name()}.{hint} "
+                f"Layer names are those of model.named_modules()."
+            )
+        raise TypeError(
+            f"layer must be a name (str), an index (int) or a torch.nn.Module, "
+            f"got {type(spec).__name__}"
+        )
+
+    def _structure_key(self) -> tuple[int, ...]:
+        return tuple(id(m) for m in self.model.modules())
+
+    def spatial_layers(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...]]]:
+        cache = _CACHE.setdefault(self.model, {})
+        key = ("spatial", self._structure_key(), tuple(x.shape[1:]), x.dtype)
+        if key in cache:
+            return list(cache[key])
+        refs = self.layers()
+        seen: list[tuple[LayerRef, tuple[int, ...]]] = []
+
+        def make_hook(ref: LayerRef) -> Any:
+            def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+                t = _first_tensor(out)
+                if t is not None and t.ndim >= 3:
+                    seen.append((ref, tuple(int(s) for s in t.shape[1:])))
+
+            return hook
+
+        with ExitStack() as stack:
+            for ref in refs:
+                module = ref.handle
+                assert isinstance(module, nn.Module)
+                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+            with torch.no_grad():
+                self._run(x[:1])
+        cache[key] = tuple(seen)
+        return seen
+
+    def layer_channel_axis(self, layer: LayerRef) -> int:
+        return 1
+
+    def bias_sites(self) -> list[BiasSite]:
+        sites = []
+        conv_like = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        for ref in self.layers():
+            m = ref.handle
+            if isinstance(m, conv_like) and m.bias is not None:
+                sites.append(BiasSite(ref, m.bias.detach()))
+            elif (
+                isinstance(m, nn.modules.batchnorm._BatchNorm)
+                and m.running_mean is not None
+                and m.running_var is not None
+            ):
+                scale = torch.rsqrt(m.running_var.detach() + m.eps)
+                if m.weight is not None:
+                    scale = scale * m.weight.detach()
+                bias = -m.running_mean.detach() * scale
+                if m.bias is not None:
+                    bias = bias + m.bias.detach()
+                sites.append(BiasSite(ref, bias))
+        return sites
+
+    def pass_budget_bytes(self) -> int:
+        device, _ = self._device_dtype()
+        return CPU_PASS_BUDGET if device.type == "cpu" else ACCELERATOR_PASS_BUDGET
+
+    def bytes_per_row(self, x: Tensor) -> int:
+        cache = _CACHE.setdefault(self.model, {})
+        key = ("bytes", self._structure_key(), tuple(x.shape[1:]), x.dtype)
+        if key in cache:
+            return int(cache[key])
+        total = [0]
+        seen: set[int] = set()
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in seen:
+                seen.add(ptr)
+                total[0] += t.untyped_storage().nbytes()
+            return t
+
+        xi = x[:1].detach().requires_grad_(self.is_floating(x))
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = self._scores(self._run(xi))
+        # what the backward pass allocates on top is about one more activation set
+        estimate = 2 * total[0] + 4 * xi.numel() * xi.element_size() + out.numel() * 8
+        cache[key] = estimate
+        return estimate

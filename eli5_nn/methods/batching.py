@@ -1,0 +1,201 @@
+"""Batched passes, written once for every method.
+
+Two schedules cover all methods:
+
+* :func:`gradient_pass` - one forward pass per chunk of docs and one backward
+  round per target position (several targets of a doc cost one forward pass);
+* :func:`integrate` - a weighted sum of input gradients over samples of each
+  (doc, class) row (SmoothGrad's noise, Integrated Gradients' path), with the
+  (row, sample) units chunked to ``batch_size`` so memory depends on the
+  chunk, not on the number of steps. The weights travel in the cotangent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..adapters.base import LayerRef, Tensor, iter_chunks
+from .context import MethodContext, Rows
+
+#: show a progress bar when a call takes at least this many passes (progress=None)
+PROGRESS_MIN_PASSES = 8
+
+
+def _progress(ctx: MethodContext, total: int, desc: str) -> tqdm:
+    show = ctx.progress if ctx.progress is not None else total >= PROGRESS_MIN_PASSES
+    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+
+
+def _assemble(ctx: MethodContext, pieces: list[tuple[np.ndarray, Tensor]]) -> Tensor:
+    """Concatenate row pieces and put them in row order."""
+    ops = ctx.adapter.ops
+    if len(pieces) == 1 and np.array_equal(pieces[0][0], np.arange(len(pieces[0][0]))):
+        return pieces[0][1]
+    order = np.concatenate([ids for ids, _ in pieces])
+    stacked = ops.concat([t for _, t in pieces], axis=0)
+    return ops.take(stacked, np.argsort(order, kind="stable"), axis=0)
+
+
+@dataclass
+class GradientResult:
+    """Per-row gradients of one :func:`gradient_pass`.
+
+    ``layer_acts[ref]`` / ``layer_grads[ref]`` hold one (R, ...) tensor per call
+    of the layer in the forward pass.
+    """
+
+    scores: np.ndarray
+    rows: Rows
+    input_grad: Tensor | None
+    layer_acts: dict[LayerRef, list[Tensor]]
+    layer_grads: dict[LayerRef, list[Tensor]]
+
+    def rows_x(self, ctx: MethodContext) -> Tensor:
+        """The input of each row (R, ...)."""
+        return ctx.adapter.ops.take(ctx.x, self.rows.doc, axis=0)
+
+
+def _cotangent_rounds(per_doc: list[list[int]], n_classes: int, sign: float) -> list[np.ndarray]:
+    k = max((len(t) for t in per_doc), default=0)
+    rounds = []
+    for j in range(k):
+        m = np.zeros((len(per_doc), n_classes), dtype=np.float64)
+        for d, ts in enumerate(per_doc):
+            if j < len(ts):
+                m[d, ts[j]] = sign
+        rounds.append(m)
+    return rounds
+
+
+def gradient_pass(
+    ctx: MethodContext,
+    *,
+    wrt_input: bool,
+    layers: Sequence[LayerRef] = (),
+    cut_at_layer: bool = False,
+) -> GradientResult:
+    """Gradients of every requested (doc, class) score, in chunks of docs."""
+    adapter, n = ctx.adapter, ctx.n_docs
+    size = ctx.chunk_size(n)
+    per_doc: list[list[int]] = [[] for _ in range(n)]
+    scores_parts: list[np.ndarray] = []
+    in_pieces: list[tuple[np.ndarray, Tensor]] = []
+    act_pieces: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = {}
+    grad_pieces: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = {}
+    chunk_targets: list[list[int]] = []
+    chunks = list(iter_chunks(n, size))
+    with _progress(ctx, len(chunks), "explaining") as bar:
+        for sl in chunks:
+            docs = list(range(sl.start, sl.stop))
+
+            def cotangents(scores: np.ndarray, docs: list[int] = docs) -> list[np.ndarray]:
+                resolved = ctx.resolve_targets(scores, docs)
+                chunk_targets[:] = [list(t) for t in resolved]
+                return _cotangent_rounds(chunk_targets, scores.shape[1], ctx.sign)
+
+            scores, passes = adapter.gradients(
+                ctx.x[sl], cotangents, wrt_input=wrt_input, layers=layers,
+                cut_at_layer=cut_at_layer,
+            )
+            scores_parts.append(scores)
+            for d, ts in zip(docs, chunk_targets, strict=True):
+                per_doc[d] = ts
+            offsets = np.cumsum([0] + [len(t) for t in per_doc])
+            for j, gp in enumerate(passes):
+                local = np.array([i for i, ts in enumerate(chunk_targets) if j < len(ts)])
+                row_ids = offsets[np.asarray(docs)[local]] + j
+                if gp.input_grad is not None:
+                    in_pieces.append((row_ids, adapter.ops.take(gp.input_grad, local)))
+                for ref in layers:
+                    for i, (a, g) in enumerate(
+                        zip(gp.activations[ref], gp.layer_grads[ref], strict=True)
+                    ):
+                        act_pieces.setdefault((ref, i), []).append(
+                            (row_ids, adapter.ops.take(a, local))
+                        )
+                        grad_pieces.setdefault((ref, i), []).append(
+                            (row_ids, adapter.ops.take(g, local))
+                        )
+            bar.update(1)
+    layer_acts: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+    layer_grads: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+    for (ref, _i), pieces in act_pieces.items():
+        layer_acts[ref].append(_assemble(ctx, pieces))
+        layer_grads[ref].append(_assemble(ctx, grad_pieces[(ref, _i)]))
+    return GradientResult(
+        scores=np.concatenate(scores_parts, axis=0),
+        rows=Rows.from_targets(per_doc),
+        input_grad=_assemble(ctx, in_pieces) if in_pieces else None,
+        layer_acts=layer_acts,
+        layer_grads=layer_grads,
+    )
+
+
+def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
+    """Scores of the docs (chunked, no graph) and the rows to explain."""
+    n = ctx.n_docs
+    size = ctx.chunk_size(n)
+    parts = [ctx.adapter.forward(ctx.x[sl]) for sl in iter_chunks(n, size)]
+    scores = np.concatenate(parts, axis=0)
+    return scores, Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
+
+
+def forward_inputs(ctx: MethodContext, x: Tensor) -> np.ndarray:
+    """Scores of an arbitrary batch ``x`` (chunked, no graph)."""
+    n = ctx.adapter.ops.shape(x)[0]
+    size = ctx.chunk_size(n)
+    return np.concatenate([ctx.adapter.forward(x[sl]) for sl in iter_chunks(n, size)], axis=0)
+
+
+SampleFn = Callable[[np.ndarray, np.ndarray], Tensor]
+
+
+def integrate(
+    ctx: MethodContext,
+    rows: Rows,
+    samples: SampleFn,
+    weights: np.ndarray,
+    desc: str,
+) -> Tensor:
+    """``sum_s weights[s] * grad f_{class(r)}(samples(r, s))`` for every row ``r``.
+
+    ``samples(row_ids, sample_ids)`` builds the inputs of a chunk of units.
+    Returns an (R, ...) tensor of the input's shape.
+    """
+    n_samples = len(weights)
+    n_rows = len(rows)
+    units = n_rows * n_samples
+    size = ctx.chunk_size(units)
+    ops = ctx.adapter.ops
+    acc: list[Tensor | None] = [None] * n_rows
+    chunks = list(iter_chunks(units, size))
+    with _progress(ctx, len(chunks), desc) as bar:
+        for sl in chunks:
+            u = np.arange(sl.start, sl.stop)
+            r_u, s_u = u // n_samples, u % n_samples
+            inputs = samples(r_u, s_u)
+
+            def cotangents(scores: np.ndarray, r_u: np.ndarray = r_u, s_u: np.ndarray = s_u
+                           ) -> list[np.ndarray]:
+                m = np.zeros(scores.shape, dtype=np.float64)
+                m[np.arange(len(r_u)), rows.cls[r_u]] = ctx.sign * weights[s_u]
+                return [m]
+
+            _, (gp,) = ctx.adapter.gradients(inputs, cotangents, wrt_input=True)
+            grad = gp.input_grad
+            assert grad is not None
+            # units of one row are contiguous within a chunk
+            bounds = np.flatnonzero(np.diff(r_u)) + 1
+            for start, stop in zip(
+                np.r_[0, bounds], np.r_[bounds, len(r_u)], strict=True
+            ):
+                r = int(r_u[start])
+                part = ops.sum(grad[int(start):int(stop)], axis=0, keepdims=True)
+                prev = acc[r]
+                acc[r] = part if prev is None else prev + part
+            bar.update(1)
+    return ops.concat([a for a in acc if a is not None], axis=0)

@@ -1,0 +1,78 @@
+"""Class activation maps: Grad-CAM and Grad-CAM++.
+
+Both weight the channels of a layer's output ``A`` (channels ``k``) by
+statistics of the gradient ``G = dy_c / dA`` and return the signed per-channel
+map ``w_k * A_k`` as attribution; the heatmap is ``ReLU(sum_k w_k A_k)``
+resized to the input. Only the channel weights differ, so each variant is one
+small function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..adapters.base import ExplanationError, Ops, Tensor
+from .batching import gradient_pass
+from .context import MethodContext, MethodResult
+from .registry import register
+
+WeightFn = Callable[[Ops, Tensor, Tensor, tuple[int, ...]], Tensor]
+
+
+def _spatial_axes(ndim: int, channel_axis: int) -> tuple[int, ...]:
+    ch = channel_axis % ndim
+    return tuple(i for i in range(1, ndim) if i != ch)
+
+
+def _cam(ctx: MethodContext, weights: WeightFn) -> MethodResult:
+    layer = ctx.layer
+    if layer is None:  # the pipeline resolves it; guard for direct calls
+        raise ExplanationError("CAM methods need a layer")
+    res = gradient_pass(ctx, wrt_input=False, layers=[layer], cut_at_layer=True)
+    acts, grads = res.layer_acts[layer], res.layer_grads[layer]
+    if len(acts) != 1:
+        raise ExplanationError(
+            f"layer {layer.name!r} is called {len(acts)} times in one forward pass; "
+            "CAM needs a layer that runs once - choose another layer"
+        )
+    a, g = acts[0], grads[0]
+    ndim = len(ctx.adapter.ops.shape(a))
+    if ndim < 3:
+        raise ExplanationError(
+            f"layer {layer.name!r} outputs shape {ctx.adapter.ops.shape(a)[1:]} with no spatial "
+            "or temporal axes; CAM methods need a convolutional or recurrent map. Choose such "
+            "a layer, or use a gradient method (method='gradient' or 'integrated-gradients')."
+        )
+    spatial = _spatial_axes(ndim, ctx.adapter.layer_channel_axis(layer))
+    w = weights(ctx.adapter.ops, a, g, spatial)
+    return MethodResult(scores=res.scores, rows=res.rows, attribution=w * a)
+
+
+def grad_cam_weights(ops: Ops, a: Tensor, g: Tensor, spatial: tuple[int, ...]) -> Tensor:
+    """Grad-CAM (Selvaraju et al. 2017, eq. 1): ``w_k = mean_ij G_kij``."""
+    return ops.mean(g, axis=spatial, keepdims=True)
+
+
+def grad_cam_pp_weights(ops: Ops, a: Tensor, g: Tensor, spatial: tuple[int, ...]) -> Tensor:
+    """Grad-CAM++ (Chattopadhyay et al. 2018, eq. 19 with the exponential trick).
+
+    ``alpha_kij = G^2 / (2 G^2 + sum_ab A_kab G^3)``; ``w_k = sum_ij alpha_kij ReLU(G_kij)``.
+    """
+    g2 = g * g
+    denom = 2.0 * g2 + ops.sum(a, axis=spatial, keepdims=True) * g2 * g
+    nonzero = denom != 0
+    safe = ops.where(nonzero, denom, ops.zeros_like(denom) + 1.0)
+    alpha = ops.where(nonzero, g2 / safe, ops.zeros_like(denom))
+    return ops.sum(alpha * ops.relu(g), axis=spatial, keepdims=True)
+
+
+@register("grad-cam", "Grad-CAM", space="layer", params=("layer", "relu"))
+def grad_cam(ctx: MethodContext) -> MethodResult:
+    """Grad-CAM: channels weighted by their spatially averaged gradient."""
+    return _cam(ctx, grad_cam_weights)
+
+
+@register("grad-cam++", "Grad-CAM++", space="layer", params=("layer", "relu"))
+def grad_cam_pp(ctx: MethodContext) -> MethodResult:
+    """Grad-CAM++: channels weighted by positive gradients with pixel-wise alphas."""
+    return _cam(ctx, grad_cam_pp_weights)

@@ -1,0 +1,161 @@
+"""Images: the picture of an input, maps resized to it, display normalisation.
+
+Display decisions live here, not in the methods: methods return raw signed
+attributions and this module turns them into heatmaps in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+from base64 import b64encode
+from typing import Any
+
+import attr
+import numpy as np
+from PIL import Image
+
+
+class EmbeddedImage(Image.Image):
+    """A PIL image that eli5's ``format_as_dict`` turns into JSON-ready data.
+
+    It behaves as any ``PIL.Image.Image``; ``attr.asdict`` (used by
+    ``eli5.format_as_dict``) sees its mode, size and a base64 PNG.
+    """
+
+    @classmethod
+    def from_pil(cls, image: Image.Image) -> EmbeddedImage:
+        """A copy of ``image`` as an :class:`EmbeddedImage`."""
+        new = cls()
+        new.__dict__.update(image.copy().__dict__)
+        return new
+
+    @property
+    def png_base64(self) -> str:
+        """The image as base64-encoded PNG."""
+        buf = io.BytesIO()
+        Image.Image.copy(self).save(buf, format="PNG")
+        return b64encode(buf.getvalue()).decode("ascii")
+
+    @property
+    def image_mode(self) -> str:
+        """The PIL mode."""
+        return str(self.mode)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return (int(self.size[0]), int(self.size[1]))
+
+
+attr.s(
+    these={
+        "image_mode": attr.ib(),
+        "image_size": attr.ib(),
+        "png_base64": attr.ib(),
+    },
+    init=False, repr=False, eq=False, hash=False, slots=False,
+)(EmbeddedImage)
+
+
+def as_image(image: Any) -> EmbeddedImage:
+    """Validate the user's ``image=`` (a PIL image) and copy it."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(
+            f"image must be a PIL.Image.Image (e.g. PIL.Image.open(path)), got "
+            f"{type(image).__name__}"
+        )
+    return EmbeddedImage.from_pil(image)
+
+
+def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, str | None]:
+    """A picture of one input (C, H, W) or (H, W, C) and a note if it was rescaled.
+
+    Values in [0, 1] are scaled by 255, values in [0, 255] are kept; anything
+    else (normalised inputs) is min-max rescaled, with a note suggesting ``image=``.
+    """
+    arr = np.moveaxis(np.asarray(x, dtype=np.float64), channel_axis, -1)
+    c = arr.shape[-1]
+    if c not in (1, 3, 4):
+        arr = arr.mean(axis=-1, keepdims=True)
+        c = 1
+    lo, hi = float(arr.min()), float(arr.max())
+    note = None
+    if lo >= 0.0 and hi <= 1.0:
+        arr = arr * 255.0
+    elif not (lo >= 0.0 and hi <= 255.0):
+        note = (
+            "the image was rescaled from a normalised input; pass image= for the "
+            "original picture"
+        )
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    data = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    if c == 1:
+        pil = Image.fromarray(data[..., 0], mode="L")
+    else:
+        pil = Image.fromarray(data, mode="RGB" if c == 3 else "RGBA")
+    return EmbeddedImage.from_pil(pil), note
+
+
+def resize_map(m: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Bilinear resize of a 1-D or 2-D map to ``size`` (align-corners off)."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape == tuple(size):
+        return m
+    if m.ndim == 1 and len(size) == 1:
+        src = (np.arange(size[0]) + 0.5) * m.shape[0] / size[0] - 0.5
+        return np.interp(src, np.arange(m.shape[0]), m)
+    if m.ndim == 2 and len(size) == 2:
+        img = Image.fromarray(m.astype(np.float32), mode="F")
+        out = img.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
+        return np.asarray(out, dtype=np.float64)
+    raise ValueError(f"cannot resize a map of shape {m.shape} to {size}")
+
+
+def normalise(m: np.ndarray) -> np.ndarray:
+    """Divide a non-negative map by its maximum; an all-zero map stays zero."""
+    m = np.nan_to_num(np.asarray(m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    m = np.clip(m, 0.0, None)
+    top = float(m.max()) if m.size else 0.0
+    return m / top if top > 0 else np.zeros_like(m)
+
+
+def reduce_channels(
+    attribution: np.ndarray, channel_axis: int | None, reduce: str, relu: bool | None
+) -> np.ndarray:
+    """An unsigned map from a signed attribution (channels reduced).
+
+    ``relu=True`` keeps the positive part of the channel sum (evidence for the
+    target); otherwise ``reduce`` is ``"max-abs"`` or ``"sum-abs"``.
+    """
+    a = np.asarray(attribution, dtype=np.float64)
+    if channel_axis is None:
+        return np.clip(a, 0.0, None) if relu else np.abs(a)
+    if relu:
+        return np.clip(a.sum(axis=channel_axis), 0.0, None)
+    if reduce == "max-abs":
+        return np.abs(a).max(axis=channel_axis)
+    return np.abs(a).sum(axis=channel_axis)
+
+
+def region_sums(m: np.ndarray, input_size: tuple[int, ...], grid: int = 4
+                ) -> list[tuple[str, float]]:
+    """Signed sums of a map over a grid of regions, named in input coordinates."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim not in (1, 2):
+        return []
+    out = []
+    splits = [np.array_split(np.arange(n), min(grid, n)) for n in m.shape]
+    scale = [s / n for s, n in zip(input_size, m.shape, strict=True)]
+    if m.ndim == 1:
+        for idx in splits[0]:
+            lo, hi = int(idx[0] * scale[0]), int(np.ceil((idx[-1] + 1) * scale[0])) - 1
+            out.append((f"positions {lo}-{hi}", float(m[idx].sum())))
+        return out
+    for ri in splits[0]:
+        for ci in splits[1]:
+            r0, r1 = int(ri[0] * scale[0]), int(np.ceil((ri[-1] + 1) * scale[0])) - 1
+            c0, c1 = int(ci[0] * scale[1]), int(np.ceil((ci[-1] + 1) * scale[1])) - 1
+            out.append(
+                (f"region rows {r0}-{r1}, cols {c0}-{c1}", float(m[np.ix_(ri, ci)].sum()))
+            )
+    return out
