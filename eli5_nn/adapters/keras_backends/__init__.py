@@ -1,0 +1,49 @@
+"""One small gradient shim per Keras backend, with the same functions in each.
+
+Every module here defines:
+
+* ``call(model, x)`` - run the model in inference mode (the JAX shim makes a
+  stateless call with the model's variable values);
+* ``no_grad()`` - a context in which a forward pass builds no graph;
+* ``gradients(run, x, cotangents, *, wrt_input, slots, cut)`` - one forward
+  pass through ``run(x, tap)``, then one backward round per cotangent. ``tap``
+  is handed every intercepted layer output (``tap(slot, tensor) -> tensor``)
+  and returns what flows on; the shim returns the scores as numpy, per round
+  ``(input_grad, [grad of each slot])``, and the slot activations.
+
+:func:`load` picks the module of the active backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+import numpy as np
+
+from ..base import CotangentFn, Tensor
+
+#: ``tap(slot, tensor) -> tensor``: what a layer output is replaced with.
+Tap = Callable[[int, Tensor], Tensor]
+#: ``run(x, tap) -> scores``: a forward pass with the taps installed.
+Run = Callable[[Tensor, "Tap | None"], Tensor]
+#: shape (batch axis included) and dtype of each slot, in slot order
+Slots = Sequence[tuple[tuple[int, ...], str]]
+Rounds = list[tuple["Tensor | None", list[Tensor]]]
+GradientsResult = tuple[np.ndarray, Rounds, list[Tensor]]
+
+_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def load(backend: str) -> ModuleType:
+    """The shim module for Keras backend ``backend``."""
+    if backend not in _MODULES:
+        raise TypeError(
+            f"eli5-nn supports Keras on the tensorflow, jax and torch backends; "
+            f"this Keras runs on {backend!r}"
+        )
+    return importlib.import_module(f"{__name__}.{_MODULES[backend]}")
+
+
+__all__ = ["CotangentFn", "GradientsResult", "Rounds", "Run", "Slots", "Tap", "load"]

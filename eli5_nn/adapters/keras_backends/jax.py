@@ -1,0 +1,71 @@
+"""JAX shim: ``jax.vjp`` over a stateless call, one vjp-function call per round.
+
+A tapped layer output ``A`` is replaced by ``A + d`` with ``d = 0`` a primal of
+the vjp, so the cotangent of ``d`` is the gradient with respect to ``A``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..base import CotangentFn, Tensor
+from . import GradientsResult, Rounds, Run, Slots
+
+
+def call(model: Any, x: Tensor) -> Any:
+    """The model's output on ``x``, through ``model.stateless_call`` (inference mode)."""
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    params = inspect.signature(model.call).parameters.values()
+    takes_training = any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in params)
+    kwargs = {"training": False} if takes_training else {}
+    out, _ = model.stateless_call(trainable, non_trainable, x, **kwargs)
+    return out
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Outside ``jax.vjp`` nothing is differentiated."""
+    yield
+
+
+def gradients(
+    run: Run, x: Tensor, cotangents: CotangentFn, *, wrt_input: bool, slots: Slots, cut: bool
+) -> GradientsResult:
+    """One ``jax.vjp`` (forward pass) and one call of its vjp function per round."""
+    deltas = [jnp.zeros(shape, dtype=dtype) for shape, dtype in slots]
+
+    def f(xp: Tensor, ds: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        acts: list[Tensor] = [None] * len(ds)
+
+        def tap(slot: int, t: Tensor) -> Tensor:
+            if tuple(t.shape) != tuple(ds[slot].shape):
+                raise ValueError(
+                    f"layer output of shape {tuple(t.shape)} where {tuple(ds[slot].shape)} "
+                    "was recorded"
+                )
+            acts[slot] = t
+            return t + ds[slot].astype(t.dtype)
+
+        return run(xp, tap), acts
+
+    if wrt_input:
+        scores, vjp_fn, acts = jax.vjp(f, x, deltas, has_aux=True)
+    else:
+        scores, vjp_fn, acts = jax.vjp(lambda ds: f(x, ds), deltas, has_aux=True)
+    scores_np = np.asarray(scores, dtype=np.float64)
+    out: Rounds = []
+    for cot in cotangents(scores_np):
+        grads = vjp_fn(jnp.asarray(cot, dtype=scores.dtype))
+        if wrt_input:
+            out.append((grads[0], list(grads[1])))
+        else:
+            out.append((None, list(grads[0])))
+    return scores_np, out, list(acts)

@@ -1,0 +1,58 @@
+"""TensorFlow shim: one ``GradientTape`` per call.
+
+The tape watches only the input (when asked) and the tapped layer outputs, not
+the model's variables, so with ``cut`` the part of the network before the layer
+is not recorded at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..base import CotangentFn, Tensor
+from . import GradientsResult, Rounds, Run, Slots
+
+
+def call(model: Any, x: Tensor) -> Any:
+    """The model's output on ``x`` in inference mode."""
+    return model(x, training=False)
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Eager TensorFlow records nothing outside a tape."""
+    yield
+
+
+def gradients(
+    run: Run, x: Tensor, cotangents: CotangentFn, *, wrt_input: bool, slots: Slots, cut: bool
+) -> GradientsResult:
+    """One forward pass under a persistent tape, one ``tape.gradient`` per round."""
+    acts: list[Tensor] = [None] * len(slots)
+
+    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+        if wrt_input:
+            tape.watch(x)
+
+        def tap(slot: int, t: Tensor) -> Tensor:
+            tape.watch(t)
+            acts[slot] = t
+            return t
+
+        scores = run(x, tap)
+    scores_np = np.asarray(scores.numpy(), dtype=np.float64)
+    sources = ([x] if wrt_input else []) + acts
+    k = 1 if wrt_input else 0
+    out: Rounds = []
+    for cot in cotangents(scores_np):
+        grads = tape.gradient(
+            scores, sources, output_gradients=tf.constant(cot, dtype=scores.dtype),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        out.append((grads[0] if wrt_input else None, list(grads[k:])))
+    return scores_np, out, acts
