@@ -1,0 +1,18 @@
+"""The demo trains, caches and writes a report."""
+
+from __future__ import annotations
+
+from eli5_nn.cli import main
+from eli5_nn.demo import DEMO_METHODS, run_demo
+
+
+def test_demo_writes_a_report_and_reuses_its_cache(tmp_path):
+    logs: list[str] = []
+    path = run_demo(tmp_path, n_digits=2, log=logs.append)
+    html = path.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 2 * (len(DEMO_METHODS) + 1)
+    assert "Integrated Gradients" in html and "<script" not in html
+    assert any("trained the digits CNN" in m for m in logs)
+    assert any("test accuracy" in m and float(m.split()[2]) > 0.8 for m in logs)
+    logs.clear()
+    assert main(["demo", "--out", str(tmp_path), "--digits", "1"]) == 0
