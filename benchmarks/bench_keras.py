@@ -87,9 +87,11 @@ def _measure(quick: bool) -> list[dict[str, Any]]:
     t_eli5 = _median_time(eli5_016, repeat)
     return [
         {"framework": "keras-tensorflow", "method": "grad-cam", "ours_s": t_ours,
-         "floor_s": t_floor, "ratio": t_ours / t_floor, "peak_mb": peak},
+         "floor_s": t_floor, "ratio": t_ours / t_floor, "peak_mb": peak,
+         "note": "GradientTape to the layer, grad model built once"},
         {"framework": "keras-tensorflow", "method": "grad-cam vs eli5 0.16",
-         "ours_s": t_ours, "floor_s": t_eli5, "ratio": t_ours / t_eli5, "peak_mb": peak},
+         "ours_s": t_ours, "floor_s": t_eli5, "ratio": t_ours / t_eli5, "peak_mb": peak,
+         "note": "floor = eli5 0.16's explain_prediction_keras"},
     ]
 
 
