@@ -96,7 +96,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     x = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     layer = model.layers
     repeat = 3 if quick else 7
-    chunks = (10, 25, 50)
+    chunks = (5, 10, 25, 50)
     rows = []
 
     def add(method: str, ours: float, floor: float, note: str = "") -> None:
