@@ -16,7 +16,9 @@ class NNTargetExplanation(TargetExplanation):
     ``attribution`` holds the method's raw, signed values in the model's units,
     with the shape of the attributed tensor without the batch axis (the input
     for gradient methods, the layer map for CAM methods). ``heatmap`` is the
-    display map in [0, 1].
+    display map in [0, 1]. ``faithfulness``, when asked for, holds the
+    explanation's scores from :func:`eli5_nn.metrics.faithfulness`
+    (``{"deletion_auc": ..., "insertion_auc": ...}``), else ``None``.
     """
 
     def __init__(
@@ -28,6 +30,8 @@ class NNTargetExplanation(TargetExplanation):
         weighted_spans: Any = None,
         heatmap: np.ndarray | None = None,
         attribution: np.ndarray | None = None,
+        faithfulness: dict[str, float] | None = None,
     ) -> None:
         super().__init__(target, feature_weights, proba, score, weighted_spans, heatmap)
         self.attribution = attribution
+        self.faithfulness = faithfulness
