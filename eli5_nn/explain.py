@@ -12,10 +12,12 @@ import numpy as np
 from eli5.base import Explanation, FeatureWeight, FeatureWeights
 
 from .adapters import get_adapter
-from .adapters.base import Adapter, ExplanationError, LayerRef, Tensor
+from .adapters.base import Adapter, ExplanationError, LayerRef, ModelInput, Tensor
 from .base import NNTargetExplanation
-from .methods import MethodContext, MethodResult, MethodSpec, get_method
+from .methods import METHODS, MethodContext, MethodResult, MethodSpec, get_method
+from .methods.context import EmbeddingSpace
 from .modalities import image as image_mod
+from .modalities import text as text_mod
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,10 @@ def explain_batch(
     random_state: Any = None,
     batch_size: int | None = None,
     progress: bool | None = None,
+    tokens: Any = None,
+    pad_value: Any = None,
+    pad_token: Any = None,
+    document: Any = None,
 ) -> list[Explanation]:
     """The pipeline behind :func:`explain_prediction_nn` and :func:`explain_predictions`."""
     spec = get_method(method)
@@ -138,7 +144,27 @@ def explain_batch(
 
     adapter = get_adapter(model)
     with adapter.session():
-        x = _validated_batch(adapter, docs, spec, single)
+        model_in = adapter.as_batch(docs)
+        if _is_text(adapter, model_in, tokens):
+            if image is not None:
+                raise ValueError("image= applies to image models; this input is token ids")
+            return _explain_text(
+                adapter, spec, model_in, single, given, tokens, pad_value, pad_token, document,
+                targets=targets, top_targets=top_targets, target_names=target_names,
+                layer=layer, relu=relu, counterfactual=counterfactual, batch_size=batch_size,
+                progress=progress,
+            )
+        if any(v is not None for v in (tokens, pad_value, pad_token, document)):
+            raise ValueError(
+                "tokens=, pad_value=, pad_token= and document= apply to text models (token "
+                "ids in, an embedding layer inside)"
+            )
+        if not spec.image:
+            raise ExplanationError(
+                f"method {spec.key!r} applies to text models; for images use one of "
+                f"{sorted(k for k, m in METHODS.items() if m.image)}"
+            )
+        x = _validated_batch(adapter, model_in, spec, single)
         n_docs = adapter.ops.shape(x)[0]
         per_doc = _normalise_targets(targets, target_names, n_docs, single)
         ref = _resolve_layer(adapter, x, layer) if spec.space == "layer" else None
@@ -174,8 +200,7 @@ def _check_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _validated_batch(adapter: Adapter, docs: Any, spec: MethodSpec, single: bool) -> Tensor:
-    x = adapter.as_batch(docs)
+def _validated_batch(adapter: Adapter, x: Tensor, spec: MethodSpec, single: bool) -> Tensor:
     shape = adapter.ops.shape(x)
     what = "explain_prediction" if single else "explain_predictions"
     if len(shape) < 2:
@@ -298,6 +323,140 @@ def _resolve_layer(adapter: Adapter, x: Tensor, layer: Any) -> LayerRef:
     ref, shape = (spatial or found)[-1]
     logger.info("eli5_nn: CAM layer chosen automatically: %r %s", ref.name, shape)
     return ref
+
+
+# -- text --------------------------------------------------------------------------------------
+def _is_text(adapter: Adapter, model_in: Any, tokens: Any) -> bool:
+    """Token ids: tokens given, several inputs, or input to a model with an
+    embedding layer (float ids are then refused with a clear message), or 2-D
+    integer input (a model without an embedding is then told so)."""
+    if tokens is not None or isinstance(model_in, ModelInput):
+        return True
+    if adapter.embedding_layers():
+        return True
+    return len(adapter.ops.shape(model_in)) == 2 and not adapter.is_floating(model_in)
+
+
+def _explain_text(
+    adapter: Adapter, spec: MethodSpec, model_in: Any, single: bool, given: dict[str, Any],
+    tokens: Any, pad_value: Any, pad_token: Any, document: Any, *, targets: Any,
+    top_targets: int | None, target_names: Any, layer: Any, relu: bool | None,
+    counterfactual: bool, batch_size: int | None, progress: bool | None,
+) -> list[Explanation]:
+    if not spec.text:
+        raise ExplanationError(
+            f"method {spec.key!r} does not apply to text models; use one of "
+            f"{sorted(k for k, m in METHODS.items() if m.text)}"
+        )
+    embeddings = adapter.embedding_layers()
+    if not embeddings:
+        raise ExplanationError(
+            f"the input looks like token ids, but {adapter.model_name()} has no embedding "
+            "layer (torch.nn.Embedding / keras.layers.Embedding) to attribute to. For an "
+            "image model pass floating-point input."
+        )
+    emb, vocab, layer_pad = embeddings[0]
+    ids_t = model_in.ids if isinstance(model_in, ModelInput) else model_in
+    ids = adapter.ops.to_numpy(ids_t)
+    text_mod.check_ids(ids, vocab, emb.name)
+    n_docs, length = ids.shape
+    if single and n_docs != 1:
+        raise ValueError(
+            f"explain_prediction explains one doc: token ids must have shape (1, n_tokens), "
+            f"got {ids.shape}; for several docs use eli5_nn.explain_predictions"
+        )
+    toks = text_mod.per_doc_tokens(tokens, n_docs, length, single)
+    pad, real = text_mod.padding(ids, toks, pad_value, pad_token, layer_pad)
+    if toks is None:
+        toks = [text_mod.default_tokens(row) for row in ids]
+    docs_text = _documents(document, n_docs, single)
+    space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
+    all_docs = np.arange(n_docs)
+
+    def embed(ids_np: np.ndarray) -> Tensor:
+        outs = adapter.activations(space.with_ids(adapter, all_docs, ids_np), [emb])[emb]
+        if not outs:
+            raise ExplanationError(
+                f"embedding layer {emb.name!r} is not called in the model's forward pass"
+            )
+        return outs[0]
+
+    x = embed(ids)
+    baseline = given["baseline"]
+    base_t = None
+    if spec.key == "integrated-gradients":
+        if baseline is None and pad is not None:
+            base_t = embed(np.full_like(ids, pad))
+        elif baseline is not None and np.issubdtype(np.asarray(baseline).dtype, np.integer):
+            b_ids = np.broadcast_to(np.asarray(baseline), ids.shape).copy()
+            text_mod.check_ids(b_ids, vocab, emb.name)
+            base_t = embed(b_ids)
+    per_doc = _normalise_targets(targets, target_names, n_docs, single)
+    ref = _resolve_layer(adapter, model_in, layer) if spec.space == "layer" else None
+    ctx = MethodContext(
+        adapter=adapter, x=x, resolve_targets=_target_resolver(per_doc, top_targets),
+        sign=-1.0 if counterfactual else 1.0, layer=ref, batch_size=batch_size,
+        progress=progress, params={k: v for k, v in given.items() if k in spec.params},
+        space=space, baseline=base_t,
+    )
+    result = spec.fn(ctx)
+    attribution = adapter.ops.to_numpy(result.attribution)
+    if not np.all(np.isfinite(attribution)):
+        raise ExplanationError(f"{spec.name} produced non-finite attributions")
+    if spec.key == "integrated-gradients" and baseline is None:
+        result.notes.append(
+            "baseline: the padding embedding" if pad is not None
+            else "baseline: zero embedding (no padding id known; pass pad_value=)"
+        )
+    use_relu = relu if relu is not None else spec.space == "layer"
+    proba = _proba(result.scores)
+    desc = _describe(spec, ref, attribution, result, use_relu, counterfactual, ())
+    explanations = []
+    for d in range(n_docs):
+        keep = real[d]
+        kept_tokens = [t for t, k in zip(toks[d], keep, strict=True) if k]
+        target_expls = []
+        for r in np.flatnonzero(result.rows.doc == d):
+            c = int(result.rows.cls[r])
+            a = attribution[r]
+            if spec.space == "layer":
+                assert ref is not None
+                cam = a.sum(axis=_row_axis(adapter.layer_channel_axis(ref), a.ndim))
+                signed = text_mod.resize_1d(cam, length)[keep]
+                shown = np.clip(signed, 0, None) if use_relu else np.abs(signed)
+            else:
+                signed = text_mod.token_weights(a, spec.text)[keep]
+                shown = np.clip(signed, 0, None) if relu else np.abs(signed)
+            spans, fw = text_mod.weighted_spans(kept_tokens, signed, docs_text[d])
+            target_expls.append(
+                NNTargetExplanation(
+                    target=_target_name(c, target_names), score=float(result.scores[d, c]),
+                    proba=float(proba[d, c]), heatmap=image_mod.normalise(shown),
+                    attribution=a, weighted_spans=spans, feature_weights=fw,
+                )
+            )
+        explanations.append(
+            Explanation(
+                estimator=adapter.model_name(), method=spec.name,
+                description=desc + f" Tokens: {int(keep.sum())} of {length} positions "
+                "(padding left out).",
+                targets=target_expls,
+            )
+        )
+    return explanations
+
+
+def _documents(document: Any, n_docs: int, single: bool) -> list[str | None]:
+    if document is None:
+        return [None] * n_docs
+    if isinstance(document, str):
+        if n_docs != 1:
+            raise ValueError(f"document is one string but there are {n_docs} docs")
+        return [document]
+    docs = list(document)
+    if len(docs) != n_docs or not all(isinstance(d, str) for d in docs):
+        raise ValueError(f"document must be a string, or one string per doc ({n_docs})")
+    return docs
 
 
 # -- results ---------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import eli5_nn
+
 
 def plain_cnn(n_classes: int = 5, channels: int = 3) -> nn.Module:
     """conv → ReLU → conv → ReLU → max-pool → global average pool → linear."""
@@ -119,3 +121,7 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return model
+
+
+#: the methods that apply to image models (the text-only ones are tested in tests/text)
+IMAGE_METHODS = sorted(k for k, m in eli5_nn.METHODS.items() if m.image)

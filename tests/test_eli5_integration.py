@@ -13,6 +13,7 @@ from PIL import Image
 import eli5_nn
 from eli5_nn.base import NNTargetExplanation
 from tests import models
+from tests.models import IMAGE_METHODS
 
 STEP_KW = {"integrated-gradients": {"steps": 6}, "smoothgrad": {"samples": 3}}
 
@@ -23,7 +24,7 @@ def model() -> torch.nn.Module:
     return models.randomize_bn(models.ResNetish()).eval()
 
 
-@pytest.mark.parametrize("method", sorted(eli5_nn.METHODS))
+@pytest.mark.parametrize("method", IMAGE_METHODS)
 def test_dispatch_and_every_formatter(model, method):
     x = torch.rand(1, 3, 16, 16)
     kw = STEP_KW.get(method, {})

@@ -8,11 +8,12 @@ import torch
 
 import eli5_nn
 from eli5_nn import explain_prediction_nn as explain
+from tests.models import IMAGE_METHODS
 
 STEP_KW = {"integrated-gradients": {"steps": 8}, "smoothgrad": {"samples": 4, "random_state": 0}}
 
 
-@pytest.mark.parametrize("method", sorted(eli5_nn.METHODS))
+@pytest.mark.parametrize("method", IMAGE_METHODS)
 def test_several_targets_equal_each_alone(arch_model, image_batch, method):
     x = image_batch[:1]
     kw = STEP_KW.get(method, {})
@@ -25,7 +26,7 @@ def test_several_targets_equal_each_alone(arch_model, image_batch, method):
         assert t.score == pytest.approx(alone.score)
 
 
-@pytest.mark.parametrize("method", sorted(eli5_nn.METHODS))
+@pytest.mark.parametrize("method", IMAGE_METHODS)
 def test_explain_predictions_equals_single_calls(arch_model, image_batch, method):
     kw = STEP_KW.get(method, {})
     targets = [[0], [1, 2], [4], [3, 0]]

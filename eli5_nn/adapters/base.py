@@ -8,7 +8,7 @@ objects (``Tensor`` below); only small things (scores, shapes) become numpy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -66,6 +66,63 @@ class GradPass:
     input_grad: Tensor | None
     activations: dict[LayerRef, list[Tensor]]
     layer_grads: dict[LayerRef, list[Tensor]]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The inputs of a model that takes more than one (token ids plus lengths, a mask...).
+
+    ``values`` are framework tensors with a leading batch axis; ``keys`` names
+    them when the model takes them by name (a dict ``doc``), else they are
+    positional (a tuple ``doc``). ``token`` is the index of the token ids in
+    ``values``: attribution goes there.
+    """
+
+    values: tuple[Tensor, ...]
+    keys: tuple[str, ...] | None
+    token: int
+
+    @property
+    def ids(self) -> Tensor:
+        """The token-id tensor."""
+        return self.values[self.token]
+
+    def __getitem__(self, sl: slice) -> ModelInput:
+        """The inputs of the docs in slice ``sl``."""
+        return ModelInput(tuple(v[sl] for v in self.values), self.keys, self.token)
+
+    def signature(self) -> tuple[Any, ...]:
+        """Shapes (batch axis dropped) and dtypes, for cache keys."""
+        return tuple((tuple(v.shape[1:]), str(v.dtype)) for v in self.values)
+
+    def rows(self, ops: Ops, docs: np.ndarray) -> ModelInput:
+        """The same inputs for the docs ``docs`` (in that order, repeats allowed)."""
+        return ModelInput(tuple(ops.take(v, docs) for v in self.values), self.keys, self.token)
+
+
+#: keys of a dict ``doc`` read as the token ids, in order of preference
+TOKEN_KEYS = ("input_ids", "token_ids", "ids", "tokens", "x")
+
+
+def pack_input(doc: Any, convert: Callable[[Any], Tensor]) -> Tensor:
+    """``convert(doc)``, or a :class:`ModelInput` of converted parts for a tuple or
+    dict ``doc`` (a model with several inputs: the token ids are the first item
+    of a tuple, or the first of :data:`TOKEN_KEYS` in a dict, else its first key)."""
+    if isinstance(doc, tuple):
+        if not doc:
+            raise ValueError("doc is an empty tuple; pass the model's input(s)")
+        return ModelInput(tuple(convert(v) for v in doc), None, 0)
+    if isinstance(doc, Mapping):
+        if not doc:
+            raise ValueError("doc is an empty dict; pass the model's input(s)")
+        keys = tuple(str(k) for k in doc)
+        token = next((keys.index(k) for k in TOKEN_KEYS if k in keys), 0)
+        return ModelInput(tuple(convert(v) for v in doc.values()), keys, token)
+    return convert(doc)
+
+
+#: A layer whose output a forward pass replaces with the given tensor.
+Replacement = tuple[LayerRef, Tensor]
 
 
 class Ops(Protocol):
@@ -154,8 +211,12 @@ class Adapter(Protocol):
     def is_floating(self, x: Tensor) -> bool:
         """Whether ``x`` holds floating-point values."""
 
-    def forward(self, x: Tensor) -> np.ndarray:
-        """Scores (N, C) of a batch as numpy, without building a graph."""
+    def forward(self, x: Tensor, replace: Replacement | None = None) -> np.ndarray:
+        """Scores (N, C) of a batch as numpy, without building a graph.
+
+        ``x`` is a tensor or a :class:`ModelInput`. With ``replace=(layer, t)``
+        that layer's output is ``t`` instead of what it computes.
+        """
 
     def gradients(
         self,
@@ -165,13 +226,29 @@ class Adapter(Protocol):
         wrt_input: bool,
         layers: Sequence[LayerRef] = (),
         cut_at_layer: bool = False,
+        replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
         """One forward pass and one backward pass per cotangent round.
 
         Returns the scores (N, C) as numpy and one :class:`GradPass` per round.
         With ``cut_at_layer`` (one layer, no input gradient) the backward pass
         stops at that layer and the forward pass before it builds no graph.
+        With ``replace=(layer, t)`` the layer's output is replaced by ``t`` and
+        ``input_grad`` is the gradient with respect to ``t`` (text methods
+        work in embedding space this way).
         """
+
+    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+        """The outputs of ``layers`` in one forward pass without a graph (one
+        entry per call; for a layer returning several tensors, all of them as
+        a tuple)."""
+
+    def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
+        """The attention weights of every attention layer call in one forward pass
+        (asking layers that return them only on request to return them)."""
+
+    def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
+        """Token embedding layers as ``(layer, vocabulary size, padding id or None)``."""
 
     def layers(self) -> list[LayerRef]:
         """Every layer the user may name, in a stable order."""
@@ -197,6 +274,20 @@ class Adapter(Protocol):
         """Memory one automatic chunk may take: small on CPUs, where batches past a
         few hundred MB run slower (caches), larger on accelerators."""
 
+    # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
+    def copy_model(self) -> Any:
+        """An independent copy of the model with the same weights; the user's model is
+        not changed. Only copies made here may be passed to :meth:`randomize_layer`."""
+
+    def parameter_layers(self, x: Tensor) -> list[LayerRef]:
+        """The layers with trainable parameters of their own that a forward pass on
+        ``x`` runs, top down: the layer called last (nearest the output) first."""
+
+    def randomize_layer(self, copy: Any, layer: LayerRef, seed: int) -> None:
+        """In ``copy`` (from :meth:`copy_model`), replace the trainable parameters of
+        the layer matching ``layer`` (of this adapter's model) by
+        :func:`randomized` values drawn with ``seed``."""
+
 
 #: per-pass budgets for ``batch_size=None`` by device kind
 CPU_PASS_BUDGET = 384 << 20
@@ -211,3 +302,16 @@ def iter_chunks(n: int, size: int) -> Iterator[slice]:
     """Slices covering ``range(n)`` in pieces of at most ``size``."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+def randomized(values: np.ndarray, seed: int) -> np.ndarray:
+    """Gaussian values with the mean and standard deviation of ``values`` (its
+    shape and dtype); a tensor with no spread gets the spread ``|mean|``, so only
+    all-zero tensors stay zero. The rule of the randomisation check, shared by
+    every adapter so frameworks randomise alike."""
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean()) if v.size else 0.0
+    std = float(v.std()) if v.size else 0.0
+    rng = np.random.default_rng(int(seed))
+    out = rng.normal(mean, std if std > 0 else abs(mean), size=v.shape)
+    return out.astype(np.asarray(values).dtype)

@@ -34,7 +34,10 @@ from .base import (
     ExplanationError,
     GradPass,
     LayerRef,
+    ModelInput,
+    Replacement,
     Tensor,
+    pack_input,
 )
 
 _LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -225,6 +228,39 @@ class KerasAdapter:
         return shape
 
     def as_batch(self, doc: Any) -> Tensor:
+        if isinstance(doc, (tuple, dict)):
+            # several inputs: each converted as it is; the model checks their shapes
+            x = pack_input(doc, lambda v: self._convert(self._to_numpy(v)))
+            self._last_batch = x[:1]
+            return x
+        arr = self._to_numpy(doc)
+        expected = self._expected_shape()
+        if expected is not None:
+            want = tuple(expected[1:])
+
+            def fits(shape: tuple[int, ...]) -> bool:
+                return len(shape) == len(want) and all(
+                    w is None or w == g for w, g in zip(want, shape, strict=True)
+                )
+
+            if not fits(tuple(arr.shape[1:])):
+                example = "(1, " + ", ".join("?" if w is None else str(w) for w in want) + ")"
+                hint = " The batch axis seems missing: pass x[None]." if fits(arr.shape) else ""
+                raise ExplanationError(
+                    f"{self.model_name()} expects input of shape {example} "
+                    f"(model.input_shape is {expected}), got shape {tuple(arr.shape)}.{hint}"
+                )
+        x = self._convert(arr)
+        self._last_batch = x[:1]
+        return x
+
+    def _convert(self, arr: np.ndarray) -> Tensor:
+        if np.issubdtype(arr.dtype, np.floating):
+            return K.convert_to_tensor(arr, dtype=self._input_dtype())
+        return K.convert_to_tensor(arr)
+
+    @staticmethod
+    def _to_numpy(doc: Any) -> np.ndarray:
         if K.is_tensor(doc) or hasattr(doc, "__array__") and not isinstance(
             doc, np.ndarray
         ):
@@ -244,30 +280,11 @@ class KerasAdapter:
             raise TypeError(
                 f"expected a numeric numpy array or tensor as input, got dtype {arr.dtype}"
             )
-        expected = self._expected_shape()
-        if expected is not None:
-            want = tuple(expected[1:])
-
-            def fits(shape: tuple[int, ...]) -> bool:
-                return len(shape) == len(want) and all(
-                    w is None or w == g for w, g in zip(want, shape, strict=True)
-                )
-
-            if not fits(tuple(arr.shape[1:])):
-                example = "(1, " + ", ".join("?" if w is None else str(w) for w in want) + ")"
-                hint = " The batch axis seems missing: pass x[None]." if fits(arr.shape) else ""
-                raise ExplanationError(
-                    f"{self.model_name()} expects input of shape {example} "
-                    f"(model.input_shape is {expected}), got shape {tuple(arr.shape)}.{hint}"
-                )
-        if np.issubdtype(arr.dtype, np.floating):
-            x = K.convert_to_tensor(arr, dtype=self._input_dtype())
-        else:
-            x = K.convert_to_tensor(arr)
-        self._last_batch = x[:1]
-        return x
+        return arr
 
     def is_floating(self, x: Tensor) -> bool:
+        if isinstance(x, ModelInput):
+            x = x.ids
         return "float" in keras.backend.standardize_dtype(x.dtype)
 
     # -- forward / backward ---------------------------------------------------------------
@@ -292,8 +309,16 @@ class KerasAdapter:
         return out
 
     def _call(self, x: Tensor) -> Any:
+        if isinstance(x, ModelInput):
+            structured: Any = (
+                list(x.values) if x.keys is None else dict(zip(x.keys, x.values, strict=True))
+            )
+            return self._call_structured(structured, x.ids)
+        return self._call_structured(x, x)
+
+    def _call_structured(self, inputs: Any, x: Tensor) -> Any:
         try:
-            return self.shim.call(self.model, x)
+            return self.shim.call(self.model, inputs)
         except ExplanationError:
             raise
         except (ValueError, TypeError, IndexError) as exc:
@@ -370,17 +395,110 @@ class KerasAdapter:
             else:
                 object.__delattr__(layer, "call")
 
-    def forward(self, x: Tensor) -> np.ndarray:
+    def _replacing(self, replace: Replacement | None, value: Tensor) -> Any:
+        """A context in which ``replace``'s layer outputs ``value``."""
+        if replace is None:
+            return ExitStack()
+        ref = replace[0]
+
+        def on_output(_pos: int, _n: int, t: Tensor) -> Tensor:
+            if self.ops.shape(t) != self.ops.shape(value):
+                raise ExplanationError(
+                    f"layer {ref.name!r} outputs shape {self.ops.shape(t)}; its replacement "
+                    f"has shape {self.ops.shape(value)}"
+                )
+            return value
+
+        return self._intercept([(_layer_of(ref), False)], on_output)
+
+    def forward(self, x: Tensor, replace: Replacement | None = None) -> np.ndarray:
         with self.shim.no_grad():
-            scores = self._scores(self._call(x))
+            if replace is not None:
+                with self._replacing(replace, replace[1]):
+                    scores = self._scores(self._call(x))
+            else:
+                scores = self._scores(self._call(x))
         return self.ops.to_numpy(scores).astype(np.float64)
+
+    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+        out: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+
+        def on_output(pos: int, _n: int, t: Tensor) -> Tensor:
+            out[layers[pos]].append(t)
+            return t
+
+        with self.shim.no_grad(), self._intercept(
+            [(_layer_of(ref), False) for ref in layers], on_output
+        ):
+            self._call(x)
+        return out
+
+    def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
+        """Keras ``Attention``/``AdditiveAttention``/``MultiHeadAttention`` are
+        called with ``return_attention_scores=True``; another layer whose class
+        name contains "Attention" and that returns a tuple gives its last element."""
+        asked = tuple(
+            getattr(keras.layers, n) for n in ("Attention", "AdditiveAttention",
+                                               "MultiHeadAttention")
+        )
+        found: list[tuple[LayerRef, Tensor]] = []
+        owner = threading.get_ident()
+        with ExitStack() as stack:
+            for ref in self.layers():
+                layer = ref.handle
+                if isinstance(layer, keras.Model):
+                    continue
+                if isinstance(layer, asked) or "attention" in type(layer).__name__.lower():
+                    stack.enter_context(
+                        self._wrap_attention(layer, ref, isinstance(layer, asked), owner, found)
+                    )
+            with self.shim.no_grad():
+                self._call(x)
+        return found
+
+    @staticmethod
+    @contextmanager
+    def _wrap_attention(
+        layer: Any, ref: LayerRef, ask: bool, owner: int, found: list[tuple[LayerRef, Tensor]]
+    ) -> Iterator[None]:
+        had_own = "call" in layer.__dict__
+        original = layer.call
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != owner:
+                return original(*args, **kwargs)
+            if ask:
+                out, weights = original(*args, **{**kwargs, "return_attention_scores": True})
+                found.append((ref, weights))
+                return out
+            out = original(*args, **kwargs)
+            if isinstance(out, (tuple, list)) and len(out) >= 2 and K.is_tensor(out[-1]):
+                found.append((ref, out[-1]))
+            return out
+
+        object.__setattr__(layer, "call", wrapped)
+        try:
+            yield
+        finally:
+            if had_own:
+                object.__setattr__(layer, "call", original)
+            else:
+                object.__delattr__(layer, "call")
+
+    def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
+        return [
+            (ref, int(ref.handle.input_dim), 0 if getattr(ref.handle, "mask_zero", False)
+             else None)
+            for ref in self.layers()
+            if isinstance(ref.handle, keras.layers.Embedding)
+        ]
 
     def _slots(
         self, x: Tensor, layers: Sequence[LayerRef]
     ) -> tuple[list[tuple[Any, bool]], list[int], list[tuple[tuple[int, ...], str]]]:
         """The layers to wrap, the first slot of each, and every slot's shape and dtype."""
         record = self._record(x)
-        n = self.ops.shape(x)[0]
+        n = self.ops.shape(x.ids if isinstance(x, ModelInput) else x)[0]
         watch: list[tuple[Any, bool]] = []
         offsets: list[int] = []
         slots: list[tuple[tuple[int, ...], str]] = []
@@ -412,9 +530,11 @@ class KerasAdapter:
         wrt_input: bool,
         layers: Sequence[LayerRef] = (),
         cut_at_layer: bool = False,
+        replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
         cut = cut_at_layer and not wrt_input and len(layers) == 1
         watch, offsets, slots = self._slots(x, layers)
+        model_input = x
         seen = [0] * len(slots)
 
         def run(xi: Tensor, tap: Any) -> Tensor:
@@ -430,11 +550,16 @@ class KerasAdapter:
                 return tap(slot, t)
 
             with self._intercept(watch, on_output):
-                return self._scores(self._call(xi))
+                if replace is None:
+                    return self._scores(self._call(xi))
+                # the replacement is what the shim differentiates with respect to
+                with self._replacing(replace, xi):
+                    return self._scores(self._call(model_input))
 
         try:
             scores_np, rounds, acts = self.shim.gradients(
-                run, x, cotangents, wrt_input=wrt_input, slots=slots, cut=cut
+                run, x if replace is None else replace[1], cotangents, wrt_input=wrt_input,
+                slots=slots, cut=cut,
             )
         except ExplanationError:
             raise
@@ -501,10 +626,11 @@ class KerasAdapter:
     def _record(self, x: Tensor) -> dict[str, Any]:
         """Output shapes of every layer call on inputs like ``x`` (cached per signature)."""
         cache = _CACHE.setdefault(self.model, {})
-        key = (
-            "record", tuple(id(layer) for layer in self._all), self.ops.shape(x)[1:],
-            keras.backend.standardize_dtype(x.dtype),
+        sig = (
+            x.signature() if isinstance(x, ModelInput)
+            else (self.ops.shape(x)[1:], keras.backend.standardize_dtype(x.dtype))
         )
+        key = ("record", tuple(id(layer) for layer in self._all), sig)
         if key in cache:
             return dict(cache[key])
         order: list[tuple[int, tuple[int, ...]]] = []
@@ -595,7 +721,68 @@ class KerasAdapter:
 
     def bytes_per_row(self, x: Tensor) -> int:
         record = self._record(x)
+        if isinstance(x, ModelInput):
+            x = x.ids
         item = np.dtype(keras.backend.standardize_dtype(x.dtype)).itemsize
         acts = sum(int(np.prod(shape)) for _pos, shape in record["order"])
         # activations kept for the backward pass, about as much again during it
         return int(3 * acts * 4 + 4 * int(np.prod(self.ops.shape(x)[1:])) * item)
+
+    # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
+    #: models made by copy_model, the only ones randomize_layer changes
+    _copies: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def copy_model(self) -> Any:
+        """``keras.models.clone_model`` with the model's weights copied in (a
+        subclassed model needs ``get_config``/``from_config``; its clone is built
+        on the last input seen)."""
+        with _model_lock(self.model):
+            try:
+                clone = keras.models.clone_model(self.model)
+                if len(clone.weights) != len(self.model.weights) and self._last_batch is not None:
+                    KerasAdapter(clone)._call(self._last_batch)
+                weights = self.model.get_weights()
+                shapes = [tuple(v.shape) for v in clone.weights]
+                if shapes != [w.shape for w in weights]:
+                    raise ValueError("the clone's weights differ from the model's")
+                clone.set_weights(weights)
+            except ExplanationError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Keras raises many kinds here
+                raise ExplanationError(
+                    f"could not copy {self.model_name()} ({type(exc).__name__}: {exc}). The "
+                    "randomisation check works on a copy: Sequential and functional models "
+                    "can always be copied, subclassed ones need get_config()/from_config()."
+                ) from exc
+        KerasAdapter._copies.add(clone)
+        return clone
+
+    def parameter_layers(self, x: Tensor) -> list[LayerRef]:
+        """Layers (not nested models) with trainable weights, in reverse order of
+        their first call in a forward pass on ``x``."""
+        refs = self.layers()
+        called: list[LayerRef] = []
+        for pos, _shape in self._record(x)["order"]:
+            ref = refs[pos]
+            layer = ref.handle
+            if isinstance(layer, keras.Model) or ref in called:
+                continue
+            if getattr(layer, "trainable_weights", None):
+                called.append(ref)
+        return called[::-1]
+
+    def randomize_layer(self, copy: Any, layer: LayerRef, seed: int) -> None:
+        """Overwrite the trainable weights of ``copy``'s layer at ``layer``'s position."""
+        from .base import randomized
+
+        if copy is self.model or copy not in KerasAdapter._copies:
+            raise ExplanationError(
+                "randomize_layer changes only copies made by copy_model(), never the "
+                "user's model"
+            )
+        layers = self._flatten(list(copy.layers))
+        if layer.index >= len(layers) or layers[layer.index].name != layer.name:
+            raise ExplanationError(f"the copy has no layer {layer.name!r} at {layer.index}")
+        for i, v in enumerate(layers[layer.index].trainable_weights):
+            values = np.asarray(K.convert_to_numpy(v.value))
+            v.assign(randomized(values, seed * 1009 + i))

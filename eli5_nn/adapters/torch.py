@@ -28,7 +28,10 @@ from .base import (
     ExplanationError,
     GradPass,
     LayerRef,
+    ModelInput,
+    Replacement,
     Tensor,
+    pack_input,
 )
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
@@ -44,6 +47,12 @@ def _model_lock(model: nn.Module) -> threading.RLock:
         return lock
 
 
+def _signature(x: Any) -> tuple[Any, ...]:
+    if isinstance(x, ModelInput):
+        return x.signature()
+    return (tuple(x.shape[1:]), str(x.dtype))
+
+
 def _first_tensor(out: Any) -> torch.Tensor | None:
     if isinstance(out, torch.Tensor):
         return out
@@ -56,6 +65,13 @@ def _replace_first(out: Any, new: torch.Tensor) -> Any:
     if isinstance(out, torch.Tensor):
         return new
     return type(out)([new, *out[1:]])
+
+
+_CHANNELS_LAST = (
+    nn.RNNBase, nn.Embedding, nn.MultiheadAttention, nn.TransformerEncoderLayer,
+    nn.TransformerEncoder, nn.Linear, nn.LayerNorm,
+)
+_CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
 
 
 class TorchOps:
@@ -160,6 +176,9 @@ class TorchAdapter:
 
     # -- inputs -----------------------------------------------------------------------------
     def as_batch(self, doc: Any) -> Tensor:
+        return pack_input(doc, self._as_tensor)
+
+    def _as_tensor(self, doc: Any) -> torch.Tensor:
         if isinstance(doc, torch.Tensor):
             x = doc.detach()
         else:
@@ -182,6 +201,8 @@ class TorchAdapter:
         return x.to(device=device)
 
     def is_floating(self, x: Tensor) -> bool:
+        if isinstance(x, ModelInput):
+            x = x.ids
         return bool(torch.is_floating_point(x))
 
     # -- forward / backward ---------------------------------------------------------------
@@ -205,19 +226,103 @@ class TorchAdapter:
             )
         return t
 
-    def _run(self, x: torch.Tensor) -> Any:
+    def _run(self, x: Any) -> Any:
         try:
+            if isinstance(x, ModelInput):
+                if x.keys is None:
+                    return self.model(*x.values)
+                return self.model(**dict(zip(x.keys, x.values, strict=True)))
             return self.model(x)
         except (RuntimeError, ValueError, IndexError) as exc:
+            t = x.ids if isinstance(x, ModelInput) else x
             raise ExplanationError(
-                f"the model could not run on an input of shape {tuple(x.shape)} "
-                f"and dtype {x.dtype}: {exc}. Pass one input with a leading batch axis, "
+                f"the model could not run on an input of shape {tuple(t.shape)} "
+                f"and dtype {t.dtype}: {exc}. Pass one input with a leading batch axis, "
                 "shaped as the model expects (e.g. (1, C, H, W) for an image model)."
             ) from exc
 
-    def forward(self, x: Tensor) -> np.ndarray:
-        with torch.no_grad():
+    @staticmethod
+    def _replacing(replace: Replacement | None, value: torch.Tensor | None = None) -> Any:
+        """A context that makes ``replace``'s layer output ``value`` (default: its tensor)."""
+        if replace is None:
+            return ExitStack()
+        ref, t = replace
+        new = t if value is None else value
+        module = ref.handle
+        assert isinstance(module, nn.Module)
+
+        def hook(_m: nn.Module, _i: Any, out: Any) -> Any:
+            old = _first_tensor(out)
+            if old is None or tuple(old.shape) != tuple(new.shape):
+                raise ExplanationError(
+                    f"layer {ref.name!r} outputs shape "
+                    f"{None if old is None else tuple(old.shape)}; its replacement has shape "
+                    f"{tuple(new.shape)}"
+                )
+            return _replace_first(out, new)
+
+        return module.register_forward_hook(hook)
+
+    def forward(self, x: Tensor, replace: Replacement | None = None) -> np.ndarray:
+        with torch.no_grad(), self._replacing(replace):
             return self._scores(self._run(x)).float().cpu().numpy()
+
+    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+        out: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+
+        def make_hook(ref: LayerRef) -> Any:
+            def hook(_m: nn.Module, _i: Any, o: Any) -> None:
+                out[ref].append(o)
+
+            return hook
+
+        with ExitStack() as stack, torch.no_grad():
+            for ref in layers:
+                module = ref.handle
+                assert isinstance(module, nn.Module)
+                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+            self._run(x)
+        return out
+
+    def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
+        """``nn.MultiheadAttention`` is asked for its (head-averaged) weights; a
+        module whose class name contains "Attention" and that returns a tuple
+        gives its last element."""
+        found: list[tuple[LayerRef, Tensor]] = []
+
+        def ask(_m: nn.Module, args: Any, kwargs: Any) -> Any:
+            return args, {**kwargs, "need_weights": True, "average_attn_weights": True}
+
+        def make_hook(ref: LayerRef) -> Any:
+            def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+                if isinstance(out, tuple) and len(out) >= 2:
+                    w = out[-1]
+                    if isinstance(w, torch.Tensor) and w.ndim >= 2:
+                        found.append((ref, w.detach()))
+
+            return hook
+
+        with ExitStack() as stack:
+            for ref in self.layers():
+                m = ref.handle
+                assert isinstance(m, nn.Module)
+                if isinstance(m, nn.MultiheadAttention):
+                    stack.enter_context(m.register_forward_pre_hook(ask, with_kwargs=True))
+                elif "attention" not in type(m).__name__.lower():
+                    continue
+                stack.enter_context(m.register_forward_hook(make_hook(ref)))
+            # with gradients enabled PyTorch takes the module path of
+            # TransformerEncoderLayer (its fused fast path skips the hooks)
+            with torch.enable_grad():
+                self._run(x)
+        return found
+
+    def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
+        return [
+            (ref, int(ref.handle.num_embeddings), ref.handle.padding_idx)
+            for ref in self.layers()
+            if isinstance(ref.handle, nn.Embedding)
+        ]
 
     def gradients(
         self,
@@ -227,6 +332,7 @@ class TorchAdapter:
         wrt_input: bool,
         layers: Sequence[LayerRef] = (),
         cut_at_layer: bool = False,
+        replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
         cut = cut_at_layer and not wrt_input and len(layers) == 1
         acts: dict[LayerRef, list[torch.Tensor]] = {ref: [] for ref in layers}
@@ -255,13 +361,20 @@ class TorchAdapter:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
                 stack.enter_context(module.register_forward_hook(make_hook(ref)))
-            xi = x.detach().requires_grad_(True) if wrt_input else x
+            if replace is not None:
+                # differentiate with respect to the replacement, not the model input
+                xi = replace[1].detach().requires_grad_(wrt_input)
+                stack.enter_context(self._replacing(replace, xi))
+                x_in = x
+            else:
+                xi = x.detach().requires_grad_(True) if wrt_input else x
+                x_in = xi
             with torch.enable_grad():
                 if cut:
                     with torch.no_grad():
-                        out = self._run(xi)
+                        out = self._run(x_in)
                 else:
-                    out = self._run(xi)
+                    out = self._run(x_in)
                 scores = self._scores(out)
                 scores_np = scores.detach().float().cpu().numpy()
                 rounds = cotangents(scores_np)
@@ -351,7 +464,7 @@ class TorchAdapter:
 
     def spatial_layers(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...]]]:
         cache = _CACHE.setdefault(self.model, {})
-        key = ("spatial", self._structure_key(), tuple(x.shape[1:]), x.dtype)
+        key = ("spatial", self._structure_key(), _signature(x))
         if key in cache:
             return list(cache[key])
         refs = self.layers()
@@ -376,6 +489,17 @@ class TorchAdapter:
         return seen
 
     def layer_channel_axis(self, layer: LayerRef) -> int:
+        """1 for convolutional maps (N, C, ...); -1 for layers whose outputs put
+        features last (recurrent, embedding, attention, linear, layer norm); a
+        container takes the axis of its last child; element-wise layers 1."""
+        m = layer.handle
+        while isinstance(m, nn.Module):
+            if isinstance(m, _CHANNELS_LAST):
+                return -1
+            children = list(m.children())
+            if not children or isinstance(m, _CHANNELS_FIRST):
+                return 1
+            m = children[-1]
         return 1
 
     def bias_sites(self) -> list[BiasSite]:
@@ -405,7 +529,7 @@ class TorchAdapter:
 
     def bytes_per_row(self, x: Tensor) -> int:
         cache = _CACHE.setdefault(self.model, {})
-        key = ("bytes", self._structure_key(), tuple(x.shape[1:]), x.dtype)
+        key = ("bytes", self._structure_key(), _signature(x))
         if key in cache:
             return int(cache[key])
         total = [0]
@@ -418,10 +542,73 @@ class TorchAdapter:
                 total[0] += t.untyped_storage().nbytes()
             return t
 
-        xi = x[:1].detach().requires_grad_(self.is_floating(x))
+        if isinstance(x, ModelInput):
+            xi: Any = x[:1]
+            size = sum(v.numel() * v.element_size() for v in xi.values)
+        else:
+            xi = x[:1].detach().requires_grad_(self.is_floating(x))
+            size = xi.numel() * xi.element_size()
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = self._scores(self._run(xi))
         # what the backward pass allocates on top is about one more activation set
-        estimate = 2 * total[0] + 4 * xi.numel() * xi.element_size() + out.numel() * 8
+        estimate = 2 * total[0] + 4 * size + out.numel() * 8
         cache[key] = estimate
         return estimate
+
+    # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
+    #: models made by copy_model, the only ones randomize_layer changes
+    _copies: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+    def copy_model(self) -> nn.Module:
+        """A deep copy of the model (parameters, buffers, train/eval flags, hooks),
+        taken under the model's lock so no call's temporary hook is copied."""
+        import copy
+
+        with _model_lock(self.model):
+            clone = copy.deepcopy(self.model)
+        TorchAdapter._copies.add(clone)
+        return clone
+
+    def parameter_layers(self, x: Tensor) -> list[LayerRef]:
+        """Modules with parameters of their own, in reverse order of their first
+        call in a forward pass on ``x[:1]`` (modules never called are left out)."""
+        refs = [
+            ref for ref in self.layers()
+            if isinstance(ref.handle, nn.Module)
+            and any(True for _ in ref.handle.parameters(recurse=False))
+        ]
+        called: list[LayerRef] = []
+
+        def make_hook(ref: LayerRef) -> Any:
+            def hook(_m: nn.Module, _i: Any, _o: Any) -> None:
+                if ref not in called:
+                    called.append(ref)
+
+            return hook
+
+        with ExitStack() as stack:
+            for ref in refs:
+                module = ref.handle
+                assert isinstance(module, nn.Module)
+                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+            with torch.no_grad():
+                self._run(x[:1])
+        return called[::-1]
+
+    def randomize_layer(self, copy: Any, layer: LayerRef, seed: int) -> None:
+        """Overwrite the parameters of ``copy``'s submodule named ``layer.name``."""
+        from .base import randomized
+
+        if copy is self.model or copy not in TorchAdapter._copies:
+            raise ExplanationError(
+                "randomize_layer changes only copies made by copy_model(), never the "
+                "user's model"
+            )
+        try:
+            module = copy.get_submodule(layer.name)
+        except AttributeError as exc:
+            raise ExplanationError(f"the copy has no layer named {layer.name!r}") from exc
+        with torch.no_grad():
+            for i, p in enumerate(module.parameters(recurse=False)):
+                values = randomized(p.detach().float().cpu().numpy(), seed * 1009 + i)
+                p.copy_(torch.as_tensor(values, device=p.device))

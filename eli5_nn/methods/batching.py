@@ -97,9 +97,9 @@ def gradient_pass(
                 chunk_targets[:] = [list(t) for t in resolved]
                 return _cotangent_rounds(chunk_targets, scores.shape[1], ctx.sign)
 
-            scores, passes = adapter.gradients(
-                ctx.x[sl], cotangents, wrt_input=wrt_input, layers=layers,
-                cut_at_layer=cut_at_layer,
+            scores, passes = ctx.gradients(
+                ctx.x[sl], np.arange(sl.start, sl.stop), cotangents, wrt_input=wrt_input,
+                layers=layers, cut_at_layer=cut_at_layer,
             )
             scores_parts.append(scores)
             for d, ts in zip(docs, chunk_targets, strict=True):
@@ -139,16 +139,18 @@ def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
     """Scores of the docs (chunked, no graph) and the rows to explain."""
     n = ctx.n_docs
     size = ctx.chunk_size(n)
-    parts = [ctx.adapter.forward(ctx.x[sl]) for sl in iter_chunks(n, size)]
+    parts = [ctx.forward(ctx.x[sl], np.arange(sl.start, sl.stop)) for sl in iter_chunks(n, size)]
     scores = np.concatenate(parts, axis=0)
     return scores, Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
 
 
-def forward_inputs(ctx: MethodContext, x: Tensor) -> np.ndarray:
-    """Scores of an arbitrary batch ``x`` (chunked, no graph)."""
+def forward_inputs(ctx: MethodContext, x: Tensor, docs: np.ndarray) -> np.ndarray:
+    """Scores of input rows ``x`` coming from docs ``docs`` (chunked, no graph)."""
     n = ctx.adapter.ops.shape(x)[0]
     size = ctx.chunk_size(n)
-    return np.concatenate([ctx.adapter.forward(x[sl]) for sl in iter_chunks(n, size)], axis=0)
+    return np.concatenate(
+        [ctx.forward(x[sl], docs[sl]) for sl in iter_chunks(n, size)], axis=0
+    )
 
 
 SampleFn = Callable[[np.ndarray, np.ndarray], Tensor]
@@ -185,7 +187,7 @@ def integrate(
                 m[np.arange(len(r_u)), rows.cls[r_u]] = ctx.sign * weights[s_u]
                 return [m]
 
-            _, (gp,) = ctx.adapter.gradients(inputs, cotangents, wrt_input=True)
+            _, (gp,) = ctx.gradients(inputs, rows.doc[r_u], cotangents, wrt_input=True)
             grad = gp.input_grad
             assert grad is not None
             # units of one row are contiguous within a chunk

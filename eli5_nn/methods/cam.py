@@ -66,13 +66,13 @@ def grad_cam_pp_weights(ops: Ops, a: Tensor, g: Tensor, spatial: tuple[int, ...]
     return ops.sum(alpha * ops.relu(g), axis=spatial, keepdims=True)
 
 
-@register("grad-cam", "Grad-CAM", space="layer", params=("layer", "relu"))
+@register("grad-cam", "Grad-CAM", space="layer", params=("layer", "relu"), text="layer")
 def grad_cam(ctx: MethodContext) -> MethodResult:
     """Grad-CAM: channels weighted by their spatially averaged gradient."""
     return _cam(ctx, grad_cam_weights)
 
 
-@register("grad-cam++", "Grad-CAM++", space="layer", params=("layer", "relu"))
+@register("grad-cam++", "Grad-CAM++", space="layer", params=("layer", "relu"), text="layer")
 def grad_cam_pp(ctx: MethodContext) -> MethodResult:
     """Grad-CAM++: channels weighted by positive gradients with pixel-wise alphas."""
     return _cam(ctx, grad_cam_pp_weights)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import Adapter, LayerRef, Tensor
+from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, ModelInput, Tensor
 
 #: Given the scores (n, C) of some docs and those docs' indices in the batch,
 #: return the classes to explain for each of them.
@@ -35,6 +35,40 @@ class Rows:
 
 
 @dataclass
+class EmbeddingSpace:
+    """Text models: the methods' input is the output of the token embedding.
+
+    ``inputs`` is the model input of every doc (token ids, or a
+    :class:`~eli5_nn.adapters.base.ModelInput` with the extra inputs); a pass
+    over embedding rows runs the model on the docs those rows come from with
+    the embedding layer's output replaced by the rows. ``real`` marks the
+    non-padding positions (N, T); ``pad_id`` is the padding id, if known.
+    """
+
+    inputs: Tensor
+    layer: LayerRef
+    ids: np.ndarray
+    real: np.ndarray
+    pad_id: int | None = None
+
+    def model_input(self, adapter: Adapter, docs: np.ndarray) -> Tensor:
+        """The model input of ``docs`` (in order, repeats allowed)."""
+        if isinstance(self.inputs, ModelInput):
+            return self.inputs.rows(adapter.ops, docs)
+        return adapter.ops.take(self.inputs, docs)
+
+    def with_ids(self, adapter: Adapter, docs: np.ndarray, ids: np.ndarray) -> Tensor:
+        """The model input of ``docs`` with the token ids replaced by ``ids``."""
+        base = self.model_input(adapter, docs)
+        if isinstance(base, ModelInput):
+            new = adapter.ops.asarray(ids, like=base.ids)
+            values = list(base.values)
+            values[base.token] = new
+            return ModelInput(tuple(values), base.keys, base.token)
+        return adapter.ops.asarray(ids, like=base)
+
+
+@dataclass
 class MethodContext:
     """Everything a method needs: the adapter, the validated batch and the settings.
 
@@ -50,6 +84,32 @@ class MethodContext:
     batch_size: int | None = None
     progress: bool | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    space: EmbeddingSpace | None = None
+    #: a baseline already in the method's input space (text: pad embeddings), (N, ...)
+    baseline: Tensor | None = None
+
+    def forward(self, x: Tensor, docs: np.ndarray) -> np.ndarray:
+        """Scores of the input rows ``x``, which come from docs ``docs`` (no graph)."""
+        if self.space is None:
+            return self.adapter.forward(x)
+        return self.adapter.forward(
+            self.space.model_input(self.adapter, docs), replace=(self.space.layer, x)
+        )
+
+    def gradients(
+        self, x: Tensor, docs: np.ndarray, cotangents: CotangentFn, *, wrt_input: bool,
+        layers: Sequence[LayerRef] = (), cut_at_layer: bool = False,
+    ) -> tuple[np.ndarray, list[GradPass]]:
+        """:meth:`Adapter.gradients` of the input rows ``x`` from docs ``docs``; for
+        text models ``x`` are embedding rows and the input gradient is theirs."""
+        if self.space is None:
+            return self.adapter.gradients(
+                x, cotangents, wrt_input=wrt_input, layers=layers, cut_at_layer=cut_at_layer
+            )
+        return self.adapter.gradients(
+            self.space.model_input(self.adapter, docs), cotangents, wrt_input=wrt_input,
+            layers=layers, cut_at_layer=cut_at_layer, replace=(self.space.layer, x),
+        )
 
     @property
     def n_docs(self) -> int:
@@ -61,7 +121,8 @@ class MethodContext:
             return self.batch_size
         if n_units <= 1:
             return 1
-        per_row = max(1, self.adapter.bytes_per_row(self.x))
+        model_input = self.x if self.space is None else self.space.inputs
+        per_row = max(1, self.adapter.bytes_per_row(model_input))
         budget = self.adapter.pass_budget_bytes()
         return int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row)))
 

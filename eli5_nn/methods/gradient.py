@@ -17,7 +17,7 @@ DEFAULT_NOISE = 0.15
 DEFAULT_STEPS = 50
 
 
-@register("gradient", "Gradient", space="input", reduce="max-abs")
+@register("gradient", "Gradient", space="input", reduce="max-abs", text="norm")
 def gradient(ctx: MethodContext) -> MethodResult:
     """Saliency (Simonyan et al. 2014): ``dy_c / dx``.
 
@@ -27,7 +27,7 @@ def gradient(ctx: MethodContext) -> MethodResult:
     return MethodResult(scores=res.scores, rows=res.rows, attribution=res.input_grad)
 
 
-@register("gradient-x-input", "Gradient × Input", space="input")
+@register("gradient-x-input", "Gradient × Input", space="input", text="sum")
 def gradient_x_input(ctx: MethodContext) -> MethodResult:
     """Gradient × input (Shrikumar et al. 2016): ``x ⊙ dy_c/dx``.
 
@@ -56,7 +56,7 @@ def _sample_seeds(random_state: Any, n: int) -> np.ndarray:
 
 @register(
     "smoothgrad", "SmoothGrad", space="input", reduce="sum-abs",
-    params=("samples", "noise", "random_state"),
+    params=("samples", "noise", "random_state"), text="norm",
 )
 def smoothgrad(ctx: MethodContext) -> MethodResult:
     """SmoothGrad (Smilkov et al. 2017): ``mean_s dy_c/dx (x + eps_s)``.
@@ -95,6 +95,8 @@ def smoothgrad(ctx: MethodContext) -> MethodResult:
 def _baseline_rows(ctx: MethodContext, baseline: Any, doc_of_rows: np.ndarray) -> Tensor:
     ops, x = ctx.adapter.ops, ctx.x
     shape = ops.shape(x)
+    if ctx.baseline is not None:
+        return ops.take(ctx.baseline, doc_of_rows)
     if baseline is None or isinstance(baseline, (int, float, np.number)):
         value = 0.0 if baseline is None else float(baseline)
         if not np.isfinite(value):
@@ -118,7 +120,7 @@ def _baseline_rows(ctx: MethodContext, baseline: Any, doc_of_rows: np.ndarray) -
 
 @register(
     "integrated-gradients", "Integrated Gradients", space="input",
-    params=("baseline", "steps"),
+    params=("baseline", "steps"), text="sum",
 )
 def integrated_gradients(ctx: MethodContext) -> MethodResult:
     """Integrated Gradients (Sundararajan et al. 2017):
@@ -144,7 +146,7 @@ def integrated_gradients(ctx: MethodContext) -> MethodResult:
     path = integrate(ctx, rows, samples, weights, "Integrated Gradients")
     attribution = delta * path
     # completeness check: sum(attribution) vs sign * (f(x) - f(baseline))
-    f_base = forward_inputs(ctx, base)
+    f_base = forward_inputs(ctx, base, rows.doc)
     idx = np.arange(len(rows))
     expected = ctx.sign * (scores[rows.doc, rows.cls] - f_base[idx, rows.cls])
     total = ops.to_numpy(ops.sum(attribution, axis=tuple(range(1, ndim))))

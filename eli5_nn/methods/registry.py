@@ -19,6 +19,11 @@ class MethodSpec:
     ``reduce`` says how the modality turns an input-space attribution into an
     unsigned map: ``"max-abs"`` or ``"sum-abs"`` over channels.
     ``params`` are the keyword arguments the method reads.
+    ``text`` says how a text model's attribution becomes one signed weight per
+    token: ``"norm"`` (L2 norm over the embedding dimensions: sensitivity),
+    ``"sum"`` (sum over them), ``"token"`` (already one value per token),
+    ``"layer"`` (a CAM over a temporal map); ``""`` = not for text.
+    ``image`` is whether the method applies to image (dense float) input.
     """
 
     key: str
@@ -28,6 +33,8 @@ class MethodSpec:
     reduce: str = "sum-abs"
     params: frozenset[str] = frozenset()
     needs_gradient_input: bool = True
+    text: str = ""
+    image: bool = True
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -40,6 +47,8 @@ def register(
     space: str,
     reduce: str = "sum-abs",
     params: tuple[str, ...] = (),
+    text: str = "",
+    image: bool = True,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn`` as method ``key`` (human name ``name``)."""
 
@@ -47,6 +56,7 @@ def register(
         METHODS[key] = MethodSpec(
             key=key, name=name, fn=fn, space=space, reduce=reduce,
             params=frozenset(params), needs_gradient_input=space == "input",
+            text=text, image=image,
         )
         return fn
 

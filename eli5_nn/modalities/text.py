@@ -1,0 +1,160 @@
+"""Text: tokens, padding, per-token weights and eli5's weighted spans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from eli5.base import DocWeightedSpans, FeatureWeight, FeatureWeights, WeightedSpans
+
+from ..adapters.base import ExplanationError
+
+TOP_TOKENS = 10
+
+
+def per_doc_tokens(tokens: Any, n_docs: int, length: int, single: bool) -> list[list[str]] | None:
+    """``tokens`` as one list of strings per doc (``None`` stays ``None``)."""
+    if tokens is None:
+        return None
+    if isinstance(tokens, str):
+        raise TypeError("tokens must be a list of strings (one per position), not one string")
+    seq = list(tokens)
+    nested = bool(seq) and all(isinstance(t, (list, tuple)) for t in seq)
+    if not nested:
+        if not single and n_docs != 1:
+            raise ValueError(
+                f"tokens is one list but there are {n_docs} docs; pass one list of tokens "
+                "per doc"
+            )
+        seq = [seq]
+    if len(seq) != n_docs:
+        raise ValueError(f"tokens holds {len(seq)} lists for {n_docs} docs; pass one per doc")
+    out = []
+    for d, toks in enumerate(seq):
+        if len(toks) != length:
+            raise ValueError(
+                f"tokens has {len(toks)} entries for doc {d}, but the token ids have "
+                f"{length} positions; pass exactly one token per position (padding included)"
+            )
+        out.append([str(t) for t in toks])
+    return out
+
+
+def padding(
+    ids: np.ndarray, tokens: list[list[str]] | None, pad_value: Any, pad_token: Any,
+    layer_pad: int | None,
+) -> tuple[int | None, np.ndarray]:
+    """The padding id (if known) and the mask of real (non-padding) positions.
+
+    Padding is ``pad_value``; else the id at the positions whose token is
+    ``pad_token``; else the embedding layer's own padding id.
+    """
+    pad: int | None = None
+    if pad_value is not None:
+        if isinstance(pad_value, bool) or not isinstance(pad_value, (int, np.integer)):
+            raise TypeError(f"pad_value must be an integer token id, got {pad_value!r}")
+        pad = int(pad_value)
+    elif pad_token is not None:
+        if tokens is None:
+            raise ValueError("pad_token= needs tokens=; or pass the padding id as pad_value=")
+        mask = np.array([[t == str(pad_token) for t in toks] for toks in tokens])
+        found = np.unique(ids[mask])
+        if len(found) > 1:
+            raise ValueError(
+                f"the token {pad_token!r} stands for several ids {found.tolist()}; "
+                "pass pad_value="
+            )
+        pad = int(found[0]) if len(found) else layer_pad
+    else:
+        pad = layer_pad
+    real = np.ones(ids.shape, dtype=bool) if pad is None else ids != pad
+    return pad, real
+
+
+def default_tokens(ids: np.ndarray) -> list[str]:
+    """Token strings when none are given: the ids themselves."""
+    return [str(int(i)) for i in ids]
+
+
+def token_weights(attribution: np.ndarray, how: str) -> np.ndarray:
+    """One signed weight per position from a (T, D) or (T,) attribution."""
+    a = np.asarray(attribution, dtype=np.float64)
+    if how == "token" or a.ndim == 1:
+        return a
+    if how == "norm":
+        return np.sqrt((a.reshape(a.shape[0], -1) ** 2).sum(axis=1))
+    return a.reshape(a.shape[0], -1).sum(axis=1)
+
+
+def resize_1d(m: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation of a temporal map onto ``length`` token positions."""
+    m = np.asarray(m, dtype=np.float64).ravel()
+    if len(m) == length:
+        return m
+    if len(m) == 1:
+        return np.full(length, m[0])
+    src = (np.arange(length) + 0.5) * len(m) / length - 0.5
+    return np.interp(src, np.arange(len(m)), m)
+
+
+def _offsets(tokens: Sequence[str], document: str | None) -> tuple[str, list[tuple[int, int]]]:
+    if document is None:
+        spans, pos = [], 0
+        for t in tokens:
+            spans.append((pos, pos + len(t)))
+            pos += len(t) + 1
+        return " ".join(tokens), spans
+    spans, pos = [], 0
+    low = document.lower()
+    for t in tokens:
+        at = low.find(t.lower(), pos)
+        if at < 0:
+            raise ValueError(
+                f"token {t!r} is not found in document= after offset {pos}; the tokens must "
+                "appear in the document in order"
+            )
+        spans.append((at, at + len(t)))
+        pos = at + len(t)
+    return document, spans
+
+
+def weighted_spans(
+    tokens: Sequence[str], weights: np.ndarray, document: str | None = None
+) -> tuple[WeightedSpans, FeatureWeights]:
+    """eli5 spans (one per token occurrence, unique feature names) and the top tokens.
+
+    ``tokens`` and ``weights`` hold the real (non-padding) positions only.
+    """
+    doc, offsets = _offsets(tokens, document)
+    names = [f"{t} [{i}]" for i, t in enumerate(tokens)]
+    spans = [(n, [o], float(w)) for n, o, w in zip(names, offsets, weights, strict=True)]
+    ws = WeightedSpans(
+        docs_weighted_spans=[DocWeightedSpans(document=doc, spans=spans, preserve_density=False)]
+    )
+    order = np.argsort(-np.asarray(weights), kind="stable")
+    pos = [FeatureWeight(names[i], float(weights[i])) for i in order if weights[i] > 0]
+    neg = [FeatureWeight(names[i], float(weights[i])) for i in order[::-1] if weights[i] < 0]
+    fw = FeatureWeights(
+        pos=pos[:TOP_TOKENS], neg=neg[:TOP_TOKENS],
+        pos_remaining=max(0, len(pos) - TOP_TOKENS), neg_remaining=max(0, len(neg) - TOP_TOKENS),
+    )
+    return ws, fw
+
+
+def check_ids(ids: np.ndarray, vocab: int, layer_name: str) -> None:
+    """Token ids must be integers within the embedding's vocabulary."""
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(
+            f"token ids must be integers, got dtype {ids.dtype}; pass the ids as an int array "
+            "(e.g. np.int64), not floats"
+        )
+    if ids.ndim != 2:
+        raise ValueError(f"token ids must have shape (n_docs, n_tokens), got {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        bad = ids[(ids < 0) | (ids >= vocab)]
+        raise ExplanationError(
+            f"token ids {sorted(set(bad.tolist()))[:5]} are outside the vocabulary of "
+            f"embedding {layer_name!r} (ids 0..{vocab - 1}); map unknown words to the "
+            "out-of-vocabulary id first"
+        )
