@@ -11,12 +11,26 @@ from __future__ import annotations
 from .adapters.base import ExplanationError
 from .base import NNTargetExplanation
 from .explain import explain_prediction_nn, explain_predictions
+from .formatters import (
+    Comparison,
+    NNExplanation,
+    compare,
+    format_as_html,
+    format_as_image,
+    save_html,
+)
 from .methods import METHODS
 from .registration import register_all
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
+    "NNExplanation",
+    "compare",
+    "format_as_html",
+    "format_as_image",
+    "save_html",
     "METHODS",
     "ExplanationError",
     "NNTargetExplanation",

@@ -10,9 +10,13 @@ def test_demo_writes_a_report_and_reuses_its_cache(tmp_path):
     logs: list[str] = []
     path = run_demo(tmp_path, n_digits=2, log=logs.append)
     html = path.read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 2 * (len(DEMO_METHODS) + 1)
+    # one row per digit: the input, then every method side by side
+    assert html.count('<img class="eli5-nn-pic') == 2 * (len(DEMO_METHODS) + 1)
+    assert html.count('<tr>') == 3 and "digit " in html
     assert "Integrated Gradients" in html and "<script" not in html
+    assert "Content-Security-Policy" in html and "http://" not in html
     assert any("trained the digits CNN" in m for m in logs)
     assert any("test accuracy" in m and float(m.split()[2]) > 0.8 for m in logs)
+    assert any("rendered the report" in m for m in logs)
     logs.clear()
     assert main(["demo", "--out", str(tmp_path), "--digits", "1"]) == 0

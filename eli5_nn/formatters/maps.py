@@ -1,0 +1,173 @@
+"""From target explanations to display maps on a chosen colour scale.
+
+A *display map* is a float array with the shape of the target's ``heatmap``:
+in [0, 1] for unsigned maps, in [-1, 1] for signed maps, where 1 (or -1) is the
+value ``vmax`` of the colour scale. No framework is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..modalities.image import normalise, resize_map
+
+#: names of the colour scales (a positive number is a fixed scale)
+SCALES = ("target", "explanation", "shared")
+
+
+@dataclass
+class DisplayMap:
+    """One target's map ready to colour.
+
+    ``values`` is in [0, 1] (unsigned) or [-1, 1] (signed); ``vmax`` is the raw
+    value drawn at full colour; ``raw_peak`` the target's own peak magnitude.
+    """
+
+    target: Any
+    values: np.ndarray
+    vmax: float
+    raw_peak: float
+    signed: bool
+
+
+def check_scale(scale: Any) -> str | float:
+    """Validate ``scale``: one of :data:`SCALES` or a positive finite number."""
+    if isinstance(scale, str):
+        if scale not in SCALES:
+            raise ValueError(
+                f"scale must be one of {', '.join(map(repr, SCALES))} or a positive number, "
+                f"got {scale!r}"
+            )
+        return scale
+    if isinstance(scale, (int, float, np.floating, np.integer)) and not isinstance(scale, bool):
+        value = float(scale)
+        if np.isfinite(value) and value > 0:
+            return value
+    raise ValueError(
+        f"scale must be one of {', '.join(map(repr, SCALES))} or a positive number, got {scale!r}"
+    )
+
+
+def _aspect_ok(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) != len(target):
+        return False
+    if len(shape) == 1:
+        return True
+    return abs(shape[0] / shape[1] - target[0] / target[1]) <= 0.05 * target[0] / target[1]
+
+
+def _mismatch(candidate: np.ndarray, heatmap: np.ndarray) -> float:
+    """How far the unsigned forms of a signed candidate map are from the heatmap."""
+    resized = resize_map(candidate, heatmap.shape)
+    forms = (normalise(np.clip(resized, 0, None)), normalise(np.abs(resized)))
+    return min(float(np.mean(np.abs(f - heatmap))) for f in forms)
+
+
+def signed_map(target: Any, channel_axis: int | None = None) -> np.ndarray:
+    """The target's signed attribution as a map with the shape of its heatmap.
+
+    Channels (the channel axis of an image input or of a CAM layer map, the
+    embedding axis of text) are summed. The channel axis is the first or the
+    last axis of ``attribution``: the one whose removal leaves a map of the
+    heatmap's shape (or aspect ratio); where both do, the one whose map agrees
+    best with the heatmap. Pass ``channel_axis`` to choose it yourself.
+
+    Raises
+    ------
+    ValueError
+        When the target has no ``attribution`` or its shape cannot give the map.
+    """
+    attribution = getattr(target, "attribution", None)
+    heatmap = getattr(target, "heatmap", None)
+    if attribution is None or heatmap is None:
+        raise ValueError(
+            "signed maps need the raw attribution and the heatmap of each target "
+            "(eli5_nn explanations carry both); use signed=False for this explanation"
+        )
+    a = np.asarray(attribution, dtype=np.float64)
+    h = np.asarray(heatmap, dtype=np.float64)
+    if a.ndim == h.ndim:
+        return resize_map(a, h.shape)
+    if a.ndim != h.ndim + 1:
+        raise ValueError(
+            f"cannot draw an attribution of shape {a.shape} over a heatmap of shape {h.shape}"
+        )
+    if channel_axis is not None:
+        return resize_map(a.sum(axis=channel_axis), h.shape)
+    candidates = [a.sum(axis=ax) for ax in dict.fromkeys((0, a.ndim - 1))]
+    exact = [m for m in candidates if m.shape == h.shape]
+    fitting = exact or [m for m in candidates if _aspect_ok(m.shape, h.shape)]
+    if not fitting:
+        raise ValueError(
+            f"cannot find the channel axis of an attribution of shape {a.shape} for a heatmap "
+            f"of shape {h.shape}; pass channel_axis="
+        )
+    best = min(fitting, key=lambda m: _mismatch(m, h)) if len(fitting) > 1 else fitting[0]
+    return resize_map(best, h.shape)
+
+
+def _raw_map(target: Any, signed: bool, channel_axis: int | None) -> tuple[np.ndarray, float]:
+    """The map in raw units and the target's peak magnitude."""
+    heatmap = getattr(target, "heatmap", None)
+    if heatmap is None:
+        raise ValueError(
+            f"target {target.target!r} has no heatmap to draw; explain the prediction with "
+            "eli5_nn (or set TargetExplanation.heatmap)"
+        )
+    if signed:
+        m = signed_map(target, channel_axis)
+        return m, float(np.max(np.abs(m))) if m.size else 0.0
+    h = np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, 1.0)
+    peak = 1.0
+    if getattr(target, "attribution", None) is not None:
+        try:
+            s = signed_map(target, channel_axis)
+        except ValueError:
+            s = None
+        if s is not None and s.size and float(np.max(np.abs(s))) > 0:
+            peak = float(np.max(np.abs(s)))
+    return h * peak, peak
+
+
+def display_maps(
+    groups: Sequence[Sequence[Any]],
+    *,
+    signed: bool,
+    scale: str | float,
+    channel_axis: int | None = None,
+) -> list[list[DisplayMap]]:
+    """Display maps for groups of targets (one group per explanation).
+
+    ``scale``: ``"target"`` gives each map its own scale (its peak at full
+    colour); ``"explanation"`` one scale per group; ``"shared"`` one scale for
+    all groups; a number fixes ``vmax`` in raw units. Unsigned maps are the
+    heatmaps in [0, 1]; on a common scale each is weighted by its target's peak
+    signed attribution, so weaker evidence looks fainter. Signed maps are the
+    channel sums of ``attribution`` (see :func:`signed_map`).
+    """
+    scale = check_scale(scale)
+    raws = [[_raw_map(t, signed, channel_axis) for t in group] for group in groups]
+    every = [peak for group in raws for _, peak in group]
+    shared = max(every, default=0.0)
+    out = []
+    for group, raw_group in zip(groups, raws, strict=True):
+        group_peak = max((peak for _, peak in raw_group), default=0.0)
+        maps = []
+        for t, (m, peak) in zip(group, raw_group, strict=True):
+            if isinstance(scale, float):
+                vmax = scale
+            elif scale == "target":
+                vmax = peak
+            elif scale == "explanation":
+                vmax = group_peak
+            else:
+                vmax = shared
+            values = m / vmax if vmax > 0 else np.zeros_like(m)
+            values = np.clip(values, -1.0 if signed else 0.0, 1.0)
+            maps.append(DisplayMap(t.target, values, float(vmax), peak, signed))
+        out.append(maps)
+    return out
