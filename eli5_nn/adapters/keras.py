@@ -255,8 +255,11 @@ class KerasAdapter:
         return x
 
     def _convert(self, arr: np.ndarray) -> Tensor:
-        if np.issubdtype(arr.dtype, np.floating):
-            return K.convert_to_tensor(arr, dtype=self._input_dtype())
+        # floats follow the model's float input dtype; never cast floats to an
+        # integer input dtype (float token ids are refused by the text pipeline)
+        dtype = self._input_dtype()
+        if np.issubdtype(arr.dtype, np.floating) and "float" in dtype:
+            return K.convert_to_tensor(arr, dtype=dtype)
         return K.convert_to_tensor(arr)
 
     @staticmethod
