@@ -50,20 +50,23 @@ def image_data_uri(image: Image.Image, scale: int = 1) -> str:
     (nearest neighbour, so small inputs stay crisp)."""
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    if image.mode == "RGBA" and int(np.asarray(image.getchannel("A")).min()) == 255:
+        image = image.convert("RGB")  # opaque: a quarter less to encode
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=3)
+    # fast zlib level: rendering stays a small part of explaining (benchmarks/bench_render.py)
+    image.save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + b64encode(buf.getvalue()).decode("ascii")
 
 
-def _legend_dict(legend: Legend) -> dict[str, Any]:
-    return {
-        "src": image_data_uri(colour_bar(160, 12, legend.signed, legend.cmap)),
-        "ticks": legend.ticks(),
-        "title": legend.title(),
-    }
+def _legend_dict(legend: Legend, bars: dict[Any, str]) -> dict[str, Any]:
+    """The legend for the template; ``bars`` caches colour bars within one call."""
+    key = (legend.signed, id(legend.cmap))
+    if key not in bars:
+        bars[key] = image_data_uri(colour_bar(160, 12, legend.signed, legend.cmap))
+    return {"src": bars[key], "ticks": legend.ticks(), "title": legend.title()}
 
 
-def _grid_block(grid: Grid, min_size: int) -> dict[str, Any]:
+def _grid_block(grid: Grid, min_size: int, bars: dict[Any, str]) -> dict[str, Any]:
     pics = [c.image for r in grid.rows for c in r.cells if c.image is not None]
     largest = max((max(p.size) for p in pics), default=1)
     factor = max(1, math.ceil(min_size / largest))
@@ -83,7 +86,7 @@ def _grid_block(grid: Grid, min_size: int) -> dict[str, Any]:
                 "lines": cell.caption[1:],
                 "alt": " ".join(cell.caption),
             })
-        rows.append({"label": row.label, "cells": cells, "legend": _legend_dict(row.legend),
+        rows.append({"label": row.label, "cells": cells, "legend": _legend_dict(row.legend, bars),
                      "legend_rows": 1})
     if len(rows) > 1 and all(r["legend"] == rows[0]["legend"] for r in rows):
         # one colour bar spanning the rows that share it
@@ -212,6 +215,7 @@ def format_as_html(
     elif isinstance(base, float):
         text_range = base
     blocks = []
+    bars: dict[Any, str] = {}
     i = 0
     while i < len(items):
         it = items[i]
@@ -227,14 +231,14 @@ def format_as_html(
                            channel_axis=channel_axis)
             grid = comparison_grid([c.explanations for c in run], it.names, opts,
                                    [c.label for c in run])
-            blocks.append(_grid_block(grid, min_size))
+            blocks.append(_grid_block(grid, min_size, bars))
             i += len(run)
             continue
         if is_image_explanation(it):
             opts = Options(signed=signed, scale=image_scale, colormap=colormap,
                            alpha_limit=alpha_limit, show_original=show_original,
                            resampling_filter=resampling_filter, channel_axis=channel_axis)
-            blocks.append(_grid_block(explanations_grid([it], opts), min_size))
+            blocks.append(_grid_block(explanations_grid([it], opts), min_size, bars))
         elif has_spans(it):
             wrange = text_range
             if base == "explanation":
@@ -246,21 +250,21 @@ def format_as_html(
         i += 1
     return _ENV.get_template("explanations.html").render(
         blocks=blocks, include_styles=include_styles,
-        text_legend=_legend_dict(Legend(True, None, _text_cmap())),
+        text_legend=_legend_dict(Legend(True, None, _TEXT_CMAP), bars)
+        if any(b["kind"] == "text" for b in blocks) else None,
     )
 
 
-def _text_cmap() -> Any:
-    """eli5's text colours as a colormap, for the text legend."""
+def _text_cmap(t: np.ndarray) -> np.ndarray:
+    """eli5's text colours as a colormap (0.5 is zero), for the text legend."""
+    out = np.ones((*np.shape(t), 4))
+    for idx, v in np.ndenumerate(np.asarray(t, dtype=np.float64) * 2.0 - 1.0):
+        h, s, lum = weight_color_hsl(float(v), 1.0)
+        out[idx][:3] = colorsys.hls_to_rgb(h / 360.0, lum, s)
+    return out
 
-    def cmap(t: np.ndarray) -> np.ndarray:
-        out = np.ones((*np.shape(t), 4))
-        for idx, v in np.ndenumerate(np.asarray(t, dtype=np.float64) * 2.0 - 1.0):
-            h, s, lum = weight_color_hsl(float(v), 1.0)
-            out[idx][:3] = colorsys.hls_to_rgb(h / 360.0, lum, s)
-        return out
 
-    return cmap
+_TEXT_CMAP = _text_cmap
 
 
 def save_html(path: str | Path, explanations: Any, *, title: str = "eli5-nn report",
