@@ -128,13 +128,14 @@ def weighted_spans(
     """
     doc, offsets = _offsets(tokens, document)
     names = [f"{t} [{i}]" for i, t in enumerate(tokens)]
-    spans = [(n, [o], float(w)) for n, o, w in zip(names, offsets, weights, strict=True)]
+    w = [float(v) for v in np.asarray(weights, dtype=np.float64).tolist()]
+    spans = [(n, [o], v) for n, o, v in zip(names, offsets, w, strict=True)]
     ws = WeightedSpans(
         docs_weighted_spans=[DocWeightedSpans(document=doc, spans=spans, preserve_density=False)]
     )
-    order = np.argsort(-np.asarray(weights), kind="stable")
-    pos = [FeatureWeight(names[i], float(weights[i])) for i in order if weights[i] > 0]
-    neg = [FeatureWeight(names[i], float(weights[i])) for i in order[::-1] if weights[i] < 0]
+    order = np.argsort(-np.asarray(w), kind="stable").tolist()
+    pos = [FeatureWeight(names[i], w[i]) for i in order if w[i] > 0]
+    neg = [FeatureWeight(names[i], w[i]) for i in reversed(order) if w[i] < 0]
     fw = FeatureWeights(
         pos=pos[:TOP_TOKENS], neg=neg[:TOP_TOKENS],
         pos_remaining=max(0, len(pos) - TOP_TOKENS), neg_remaining=max(0, len(neg) - TOP_TOKENS),
