@@ -37,15 +37,23 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module or keras.Model
         A classifier returning class scores (logits or probabilities) of shape
         (batch, n_classes).
-    doc : numpy.ndarray or torch.Tensor
-        One input with a leading batch axis of 1, e.g. (1, C, H, W) for an image.
+    doc : numpy.ndarray or tensor, or a tuple / dict of them
+        One input with a leading batch axis of 1, e.g. (1, C, H, W) for an
+        image, or token ids (1, T) for a text model. A model with extra inputs
+        (lengths, a mask) takes a tuple (token ids first) or a dict (token ids
+        under ``input_ids``/``token_ids``/``ids``/``tokens``/``x``, else the
+        first key); attribution goes to the token ids.
     method : str
         ``"grad-cam"`` (default), ``"grad-cam++"``, ``"gradient"``,
-        ``"gradient-x-input"``, ``"smoothgrad"``, ``"integrated-gradients"`` or
-        ``"fullgrad"``.
+        ``"gradient-x-input"``, ``"smoothgrad"``, ``"integrated-gradients"``,
+        ``"fullgrad"`` (images); for text also ``"occlusion"`` and
+        ``"attention"`` (not ``"fullgrad"``). Text gradient methods work in
+        embedding space: ``gradient``/``smoothgrad`` give the gradient's norm
+        per token, ``gradient-x-input``/``integrated-gradients`` the signed sum
+        over the embedding dimensions (IG from the padding embedding).
     targets : list of int (or class names), optional
         Classes to explain, in order; default the top class.
     top_targets : int, optional
@@ -71,12 +79,25 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
     batch_size : int, optional
         Inputs per forward/backward pass; default chosen to fit a memory budget
         per pass (384 MiB on CPU, 2 GiB on accelerators).
+    tokens : list of str, optional
+        Text: one string per position of ``doc`` (padding included); default
+        the ids as strings.
+    pad_value, pad_token
+        Text: the padding id, or the token that marks padding; default the
+        embedding's own padding id (``padding_idx``, Keras ``mask_zero``).
+        Padding is left out of heatmaps and spans.
+    document : str, optional
+        Text: the original document; spans then point into it (the tokens must
+        appear in it in order). Default: the tokens joined by spaces.
 
     Returns
     -------
     eli5.base.Explanation
-        With ``image``, and per target a ``heatmap`` in [0, 1], the raw signed
-        ``attribution``, ``score`` and ``proba``.
+        Per target a ``heatmap`` in [0, 1] ((H, W) for images, one value per
+        real token for text), the raw signed ``attribution``, ``score`` and
+        ``proba``; ``image`` for images; ``weighted_spans`` (one signed span
+        per token occurrence) and the top tokens as ``feature_weights`` for
+        text.
     """
     return explain_batch(model, doc, single=True, **kwargs)[0]
 
