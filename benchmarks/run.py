@@ -13,7 +13,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_keras, bench_text, bench_torch  # noqa: E402
+from benchmarks import bench_keras, bench_render, bench_text, bench_torch  # noqa: E402
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -43,7 +43,8 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    speed = bench_torch.run(quick) + bench_keras.run(quick) + bench_text.run(quick)
+    speed = (bench_torch.run(quick) + bench_keras.run(quick) + bench_text.run(quick)
+             + bench_render.run(quick))
     print(speed_table(speed))
     print()
     print(memory_table(bench_torch.memory_rows()))

@@ -14,6 +14,7 @@ from eli5.base import Explanation, FeatureWeight, FeatureWeights
 from .adapters import get_adapter
 from .adapters.base import Adapter, ExplanationError, LayerRef, ModelInput, Tensor
 from .base import NNTargetExplanation
+from .formatters.explanation import NNExplanation
 from .methods import METHODS, MethodContext, MethodResult, MethodSpec, get_method
 from .methods.context import EmbeddingSpace
 from .modalities import image as image_mod
@@ -457,7 +458,7 @@ def _explain_text(
                 )
             )
         explanations.append(
-            Explanation(
+            NNExplanation(
                 estimator=adapter.model_name(), method=spec.name,
                 description=desc + f" Tokens: {int(keep.sum())} of {length} positions "
                 "(padding left out).",
@@ -578,7 +579,7 @@ def _build(
             assert ch is not None
             pic, note = image_mod.image_from_input(x_np[d], ch - 1)
         explanations.append(
-            Explanation(
+            NNExplanation(
                 estimator=adapter.model_name(),
                 method=spec.name,
                 description=base_desc + (f" Note: {note}." if note else ""),
