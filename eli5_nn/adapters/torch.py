@@ -47,6 +47,37 @@ def _model_lock(model: nn.Module) -> threading.RLock:
         return lock
 
 
+def _forward_hook(module: nn.Module, hook: Any) -> Any:
+    """``module.register_forward_hook(hook)``; a clear error for TorchScript modules,
+    which take no hooks."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise ExplanationError(
+            "this is a TorchScript model, whose layers cannot be hooked: methods that read a "
+            "layer (CAM methods, text models' embedding, attention, FullGrad) cannot apply. "
+            "Use an input-gradient method (method='gradient', 'gradient-x-input', "
+            "'smoothgrad', 'integrated-gradients'), or save the model with torch.export "
+            "(.pt2) or as a plain nn.Module."
+        )
+    return module.register_forward_hook(hook)
+
+
+def _embedding_info(m: nn.Module) -> tuple[int, int | None] | None:
+    """(vocabulary size, padding id) of a token embedding: ``nn.Embedding``, or a
+    module unflattened from ``torch.export`` whose graph calls ``aten.embedding``."""
+    if isinstance(m, nn.Embedding):
+        return int(m.num_embeddings), m.padding_idx
+    graph = getattr(m, "graph", None)
+    weight = getattr(m, "weight", None)
+    if not isinstance(graph, torch.fx.Graph) or not isinstance(weight, torch.Tensor) \
+            or weight.ndim != 2:
+        return None
+    for node in graph.nodes:
+        if node.op == "call_function" and "aten.embedding" in str(node.target):
+            pad = node.args[2] if len(node.args) > 2 else -1
+            return int(weight.shape[0]), None if pad in (-1, None) else int(pad)
+    return None
+
+
 def _signature(x: Any) -> tuple[Any, ...]:
     if isinstance(x, ModelInput):
         return x.signature()
@@ -261,7 +292,7 @@ class TorchAdapter:
                 )
             return _replace_first(out, new)
 
-        return module.register_forward_hook(hook)
+        return _forward_hook(module, hook)
 
     def forward(self, x: Tensor, replace: Replacement | None = None) -> np.ndarray:
         with torch.no_grad(), self._replacing(replace):
@@ -280,7 +311,7 @@ class TorchAdapter:
             for ref in layers:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
-                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+                stack.enter_context(_forward_hook(module, make_hook(ref)))
             self._run(x)
         return out
 
@@ -310,7 +341,7 @@ class TorchAdapter:
                     stack.enter_context(m.register_forward_pre_hook(ask, with_kwargs=True))
                 elif "attention" not in type(m).__name__.lower():
                     continue
-                stack.enter_context(m.register_forward_hook(make_hook(ref)))
+                stack.enter_context(_forward_hook(m, make_hook(ref)))
             # with gradients enabled PyTorch takes the module path of
             # TransformerEncoderLayer (its fused fast path skips the hooks)
             with torch.enable_grad():
@@ -318,11 +349,13 @@ class TorchAdapter:
         return found
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
-        return [
-            (ref, int(ref.handle.num_embeddings), ref.handle.padding_idx)
-            for ref in self.layers()
-            if isinstance(ref.handle, nn.Embedding)
-        ]
+        found = []
+        for ref in self.layers():
+            assert isinstance(ref.handle, nn.Module)
+            info = _embedding_info(ref.handle)
+            if info is not None:
+                found.append((ref, *info))
+        return found
 
     def gradients(
         self,
@@ -360,7 +393,7 @@ class TorchAdapter:
             for ref in layers:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
-                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+                stack.enter_context(_forward_hook(module, make_hook(ref)))
             if replace is not None:
                 # differentiate with respect to the replacement, not the model input
                 xi = replace[1].detach().requires_grad_(wrt_input)
@@ -482,7 +515,7 @@ class TorchAdapter:
             for ref in refs:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
-                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+                stack.enter_context(_forward_hook(module, make_hook(ref)))
             with torch.no_grad():
                 self._run(x[:1])
         cache[key] = tuple(seen)
@@ -590,7 +623,7 @@ class TorchAdapter:
             for ref in refs:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
-                stack.enter_context(module.register_forward_hook(make_hook(ref)))
+                stack.enter_context(_forward_hook(module, make_hook(ref)))
             with torch.no_grad():
                 self._run(x[:1])
         return called[::-1]
