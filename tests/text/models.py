@@ -5,23 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eli5_nn.demo_models import TextCNN
+
+__all__ = ["AttentionGRU", "BiLSTM", "MaskedBag", "TextCNN", "TinyTransformer"]
+
 VOCAB, DIM, N_CLASSES = 50, 8, 2
-
-
-class TextCNN(nn.Module):
-    """Embedding → Conv1d → ReLU → max over time → Linear."""
-
-    def __init__(self, vocab: int = VOCAB, dim: int = DIM, channels: int = 16,
-                 n_classes: int = N_CLASSES, padding_idx: int | None = 0) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, dim, padding_idx=padding_idx)
-        self.conv = nn.Conv1d(dim, channels, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(channels, n_classes)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.relu(self.conv(self.embedding(ids).transpose(1, 2)))
-        return self.fc(h.amax(dim=2))
 
 
 class BiLSTM(nn.Module):

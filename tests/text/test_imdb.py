@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import eli5_nn
-from tests.text.imdb import PAD, Vocabulary, load_reviews
+from eli5_nn.demo_data import PAD, Vocabulary, load_reviews
 from tests.text.models import BiLSTM, TextCNN
 
 LENGTH, VOCAB, N_TRAIN, N_TEST = 160, 6000, 6000, 400
