@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="demo-out", help="folder for the report and the cache")
     demo.add_argument("--digits", type=int, default=6, help="how many test digits to explain")
+    demo.add_argument("--reviews", type=int, default=3,
+                      help="how many IMDB reviews to explain (0: no text models)")
     ex = sub.add_parser(
         "explain",
         help="explain a saved model's predictions on image or text files",
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         try:
-            path = run_demo(args.out, n_digits=args.digits)
+            path = run_demo(args.out, n_digits=args.digits, n_reviews=args.reviews)
         except ImportError as exc:
             print(f"eli5-nn demo needs torch and scikit-learn: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
