@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 import torch
@@ -27,12 +30,19 @@ def _close(a: np.ndarray, b: np.ndarray) -> None:
     assert float(np.abs(a - b).max()) / scale < 1e-4
 
 
+#: the functional CNN of conftest, saved once on TensorFlow and committed
+SAVED = Path(__file__).parent / "data" / "cnn.keras"
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["built", "saved-on-tensorflow"])
 @pytest.mark.parametrize("method", METHODS)
 def test_same_attribution_as_pytorch(
-    method: str, x: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    method: str, saved: bool, x: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Built here, or loaded from the file saved on TensorFlow: on every backend the
+    Keras model gives the PyTorch twin's attributions."""
     monkeypatch.setattr(TorchOps, "normal", _numpy_noise_torch)
-    model = keras_cnn()
+    model = keras.saving.load_model(SAVED, safe_mode=True) if saved else keras_cnn()
     net = torch_twin(model)
     kw: dict[str, object] = {"method": method, "targets": [0, 3]}
     if method.startswith("grad-cam"):
