@@ -91,6 +91,11 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         Text: the original document; spans then point into it (the tokens must
         appear in it in order). Default: the tokens joined by spaces.
 
+    faithfulness : bool
+        Also score each target's map by deletion and insertion
+        (:func:`eli5_nn.metrics.faithfulness`): ``target.faithfulness`` then
+        holds ``{"deletion_auc": ..., "insertion_auc": ...}``.
+
     Returns
     -------
     eli5.base.Explanation
@@ -100,7 +105,11 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         per token occurrence) and the top tokens as ``feature_weights`` for
         text.
     """
-    return explain_batch(model, doc, single=True, **kwargs)[0]
+    faithful = kwargs.pop("faithfulness", False)
+    explanations = explain_batch(model, doc, single=True, **kwargs)
+    if faithful:
+        _attach_faithfulness(model, doc, explanations, kwargs, single=True)
+    return explanations[0]
 
 
 def explain_predictions(model: Any, docs: Any, **kwargs: Any) -> list[Explanation]:
@@ -112,7 +121,36 @@ def explain_predictions(model: Any, docs: Any, **kwargs: Any) -> list[Explanatio
     passes) controls the tqdm progress bar. Returns N explanations, each equal
     to explaining that doc alone.
     """
-    return explain_batch(model, docs, single=False, **kwargs)
+    faithful = kwargs.pop("faithfulness", False)
+    explanations = explain_batch(model, docs, single=False, **kwargs)
+    if faithful:
+        _attach_faithfulness(model, docs, explanations, kwargs, single=False)
+    return explanations
+
+
+def _doc_at(docs: Any, i: int) -> Any:
+    """Doc ``i`` of a batch (each part of a tuple or dict batch), batch axis kept."""
+    if isinstance(docs, tuple):
+        return tuple(v[i:i + 1] for v in docs)
+    if isinstance(docs, Mapping):
+        return {k: v[i:i + 1] for k, v in docs.items()}
+    return docs[i:i + 1]
+
+
+def _attach_faithfulness(
+    model: Any, docs: Any, explanations: list[Explanation], kwargs: dict[str, Any],
+    single: bool,
+) -> None:
+    """Deletion/insertion AUCs of every target, on ``target.faithfulness``."""
+    from .metrics import faithfulness
+
+    options = {k: kwargs[k] for k in ("target_names", "pad_value") if kwargs.get(k) is not None}
+    for i, expl in enumerate(explanations):
+        doc = docs if single else _doc_at(docs, i)
+        for target, scores in zip(
+            expl.targets or [], faithfulness(model, doc, expl, **options), strict=True
+        ):
+            target.faithfulness = scores
 
 
 def explain_batch(

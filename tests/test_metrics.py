@@ -271,3 +271,19 @@ def test_randomisation_is_reproducible_and_independent_mode(digits_model: tuple)
     # the first step randomises the same top layer in both modes
     assert independent.correlations[0] == pytest.approx(a.correlations[0])
     assert not independent.cascading and len(independent.correlations) == 3
+
+
+def test_faithfulness_on_request_is_attached_and_shown(digits_model: tuple) -> None:
+    model, x, _ = digits_model
+    expl = eli5_nn.explain_prediction_nn(model, x[:1], method="integrated-gradients",
+                                         top_targets=2, faithfulness=True)
+    direct = eli5_nn.metrics.faithfulness(model, x[:1], expl)
+    assert [t.faithfulness for t in expl.targets] == direct
+    html = eli5_nn.format_as_html(expl)
+    assert f"deletion AUC {direct[0]['deletion_auc']:.3f}" in html
+    many = eli5_nn.explain_predictions(model, x[:3], method="gradient-x-input",
+                                       faithfulness=True)
+    for i, e in enumerate(many):
+        assert e.targets[0].faithfulness == eli5_nn.metrics.faithfulness(model, x[i:i + 1], e)[0]
+    plain = eli5_nn.explain_prediction_nn(model, x[:1], method="gradient")
+    assert plain.targets[0].faithfulness is None

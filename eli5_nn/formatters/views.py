@@ -106,6 +106,11 @@ def target_caption(t: Any, dm: DisplayMap | None, per_map: bool) -> list[str]:
         scores.append(f"p={t.proba:.3f}")
     if scores:
         lines.append(", ".join(scores))
+    faith = getattr(t, "faithfulness", None)
+    if faith:
+        lines.append(
+            f"deletion AUC {faith['deletion_auc']:.3f}, insertion AUC {faith['insertion_auc']:.3f}"
+        )
     if per_map and dm is not None:
         lines.append(("max |a|=" if dm.signed else "max=") + format_number(dm.vmax))
     return lines
