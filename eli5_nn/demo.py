@@ -137,7 +137,7 @@ def run_demo(out: str | Path, n_digits: int = 6, log: Any = print, n_reviews: in
         t0 = time.perf_counter()
         by_method[key] = explain_predictions(
             model, docs, method=key, random_state=0 if key == "smoothgrad" else None,
-            progress=False,
+            progress=False, faithfulness=True,
         )
         log(f"{METHODS[key].name:22s} {len(docs)} digits in {time.perf_counter() - t0:.2f}s")
     names = [METHODS[k].name for k in DEMO_METHODS]
@@ -170,7 +170,9 @@ def run_demo(out: str | Path, n_digits: int = 6, log: Any = print, n_reviews: in
         intro="A small CNN trained on scikit-learn's 8×8 digits. Each row is a held-out "
               "digit, each column explains the model's top class with one method; the "
               "caption gives the predicted class, its score and probability. Brighter "
-              "means more important; each map is scaled to its own maximum. Below, text "
+              "means more important; each map is scaled to its own maximum. Deletion AUC "
+              "(lower is better) and insertion AUC (higher is better) score how well each "
+              "map ranks the pixels that drive the prediction. Below, text "
               "CNNs trained on IMDB reviews (PyTorch and Keras) explain the positive "
               "class: green words speak for it, red against it.",
     )

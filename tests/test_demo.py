@@ -14,6 +14,7 @@ def test_demo_writes_a_report_and_reuses_its_cache(tmp_path):
     assert html.count('<img class="eli5-nn-pic') == 2 * (len(DEMO_METHODS) + 1)
     assert html.count('<tr>') == 3 and "digit " in html
     assert "Integrated Gradients" in html and "<script" not in html
+    assert html.count("deletion AUC") >= 2 * len(DEMO_METHODS)  # faithfulness scores
     assert "Content-Security-Policy" in html and "http://" not in html
     assert any("trained the digits CNN" in m for m in logs)
     assert any("test accuracy" in m and float(m.split()[2]) > 0.8 for m in logs)
