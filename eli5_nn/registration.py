@@ -42,4 +42,35 @@ def register_all() -> list[str]:
             return explain_prediction_nn(model, doc, **kwargs)
 
         _REGISTERED.append("keras.Model")
+    _show_every_target()
     return list(_REGISTERED)
+
+
+def _show_every_target() -> None:
+    """Let ``eli5.show_prediction`` draw every target of an eli5-nn explanation.
+
+    ``show_prediction`` draws image explanations with eli5's own
+    ``format_as_image``, which handles one target only. Its module-level name
+    is replaced by a function that sends eli5-nn explanations with several
+    targets to :func:`eli5_nn.format_as_image` (one panel per target) and
+    everything else to eli5's function, unchanged.
+    """
+    try:
+        import eli5.ipython as eli5_ipython
+    except ImportError:  # pragma: no cover - IPython is not installed
+        return
+    original = eli5_ipython.format_as_image
+    if isinstance(original, ImportError) or getattr(original, "_eli5_nn", False):
+        return
+
+    def format_as_image(expl: Any, **kwargs: Any) -> Any:
+        from .formatters import NNExplanation
+        from .formatters import format_as_image as draw_every_target
+
+        if isinstance(expl, NNExplanation) and len(expl.targets or []) > 1:
+            return draw_every_target(expl, **kwargs)
+        return original(expl, **kwargs)
+
+    format_as_image.__doc__ = original.__doc__
+    setattr(format_as_image, "_eli5_nn", True)  # noqa: B010
+    eli5_ipython.format_as_image = format_as_image

@@ -44,6 +44,9 @@ def test_show_prediction_and_format_as_text_for_images(cnn):
     model, x = cnn
     shown = eli5.show_prediction(model, x, method="gradient")
     assert isinstance(shown, Image.Image)
+    # several targets: one panel each (eli5's own format_as_image draws only one)
+    both = eli5.show_prediction(model, x, method="gradient", targets=[0, 1])
+    assert isinstance(both, Image.Image) and both.width > shown.width
     expl = eli5.explain_prediction(model, x, method="grad-cam", top_targets=2,
                                    target_names=["ant", "bee", "cat", "dog"])
     text = eli5.format_as_text(expl)
