@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit docs bench clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[torch,keras,tensorflow,jax,test,demo]'
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[torch,keras,tensorflow,jax,test,demo,docs]'
 	touch $(STAMP)
 
 demo: venv
@@ -35,7 +35,11 @@ unit: venv
 		KERAS_BACKEND=$$b TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q tests/keras || exit 1; \
 	done
 
-test: lint typecheck unit
+# The documentation, built with warnings as errors.
+docs: venv
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+test: lint typecheck unit docs
 
 bench: venv
 	$(PY) benchmarks/run.py
