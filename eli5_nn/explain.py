@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _GENERAL = frozenset(
     {"targets", "top_targets", "target_names", "image", "batch_size", "counterfactual", "relu"}
 )
-_METHOD_ARGS = ("layer", "baseline", "steps", "samples", "noise", "random_state")
+_METHOD_ARGS = ("layer", "baseline", "steps", "samples", "noise", "random_state", "patch_size")
 TOP_REGIONS = 5
 
 
@@ -51,7 +51,9 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         ``"grad-cam"`` (default), ``"grad-cam++"``, ``"gradient"``,
         ``"gradient-x-input"``, ``"smoothgrad"``, ``"integrated-gradients"``,
         ``"fullgrad"`` (images); for text also ``"occlusion"`` and
-        ``"attention"`` (not ``"fullgrad"``). Text gradient methods work in
+        ``"attention"`` (not ``"fullgrad"``); ``"cd"`` (contextual
+        decomposition, PyTorch models only): the CD score of each token, or of
+        each block of a grid over the image (``patch_size``). Text gradient methods work in
         embedding space: ``gradient``/``smoothgrad`` give the gradient's norm
         per token, ``gradient-x-input``/``integrated-gradients`` the signed sum
         over the embedding dimensions (IG from the padding embedding).
@@ -77,6 +79,11 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
     samples, noise, random_state
         SmoothGrad: number of noisy samples (25), noise level relative to the
         input's range (0.15), seed.
+    patch_size : int or tuple of int, optional
+        ``method="cd"`` on images: the block size of the grid whose blocks are
+        decomposed one by one (default: an 8×8 grid); each pixel of the
+        attribution holds its block's CD score divided by the block's number
+        of values, so a block's attribution sums to its CD score.
     batch_size : int, optional
         Inputs per forward/backward pass; default chosen to fit a memory budget
         per pass (384 MiB on CPU, 2 GiB on accelerators).
@@ -171,6 +178,7 @@ def explain_batch(
     samples: int | None = None,
     noise: float | None = None,
     random_state: Any = None,
+    patch_size: Any = None,
     batch_size: int | None = None,
     progress: bool | None = None,
     tokens: Any = None,
@@ -182,7 +190,7 @@ def explain_batch(
     spec = get_method(method)
     given = {
         "layer": layer, "baseline": baseline, "steps": steps, "samples": samples,
-        "noise": noise, "random_state": random_state,
+        "noise": noise, "random_state": random_state, "patch_size": patch_size,
     }
     for name in _METHOD_ARGS:
         if given[name] is not None and name not in spec.params:
@@ -434,7 +442,9 @@ def _explain_text(
     all_docs = np.arange(n_docs)
 
     def embed(ids_np: np.ndarray) -> Tensor:
-        outs = adapter.activations(space.with_ids(adapter, all_docs, ids_np), [emb])[emb]
+        outs = adapter.activations(
+            space.with_ids(adapter, all_docs, ids_np), [emb], first_only=True
+        )[emb]
         if not outs:
             raise ExplanationError(
                 f"embedding layer {emb.name!r} is not called in the model's forward pass"

@@ -24,6 +24,7 @@ from PIL import Image
 
 from .colors import ColormapLike, colour_bar, format_number
 from .compare import Comparison
+from .hierarchy import Hierarchy, format_hierarchy_html
 from .maps import check_scale, display_maps
 from .spans import char_weights, has_spans, render_target, weight_range
 from .views import (
@@ -183,7 +184,8 @@ def format_as_html(
     ----------
     expl : eli5.base.Explanation, eli5_nn.Comparison, or a list of them
         What to show, in order. Consecutive comparisons of the same methods
-        share one table, one row per input.
+        share one table, one row per input. An ACD hierarchy
+        (:func:`eli5_nn.decomposition.hierarchy`) is shown level by level.
     signed, colormap, alpha_limit, resampling_filter, channel_axis
         As in :func:`eli5_nn.format_as_image`.
     scale : {"target", "explanation", "shared"}, float or None
@@ -205,6 +207,8 @@ def format_as_html(
     str
         HTML; see :func:`save_html` for a standalone page.
     """
+    if isinstance(expl, Hierarchy):
+        return format_hierarchy_html(expl, include_styles=include_styles)
     items = _items(expl)
     base = "target" if scale is None else check_scale(scale)
     image_scale: str | float = base

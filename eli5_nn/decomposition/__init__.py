@@ -1,0 +1,20 @@
+"""Contextual decomposition (CD) and hierarchical ACD interpretations, for PyTorch.
+
+``contextual_decomposition(model, x, mask)`` splits a model's outputs into the
+part due to a region of the input and the rest; ``hierarchy(model, doc, ...)``
+builds the ACD hierarchy of phrases or image regions.
+"""
+
+from ..formatters.hierarchy import Component, Hierarchy, Level
+from .acd import hierarchy
+from .cd import contextual_decomposition
+from .parts import DecompositionError
+
+__all__ = [
+    "Component",
+    "DecompositionError",
+    "Hierarchy",
+    "Level",
+    "contextual_decomposition",
+    "hierarchy",
+]

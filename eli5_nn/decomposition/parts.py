@@ -1,0 +1,167 @@
+"""The two parts of every activation and the rules that split operations between them.
+
+Contextual decomposition (Murdoch et al. 2018; Singh et al., ICLR 2019) carries
+each activation as ``relevant + irrelevant``: the part that comes from a chosen
+region of the input and the part that comes from the rest. Linear maps act on
+both parts; a bias (anything that does not depend on the input) is shared
+between them in proportion to their magnitudes; nonlinearities are linearised
+so that the two parts still add up to the activation exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Act = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DecompositionError(ValueError):
+    """An operation of the model cannot be decomposed (or the call is malformed)."""
+
+
+@dataclass
+class Parts:
+    """An activation split as ``rel + irr`` (same shape, same dtype)."""
+
+    rel: torch.Tensor
+    irr: torch.Tensor
+
+    def total(self) -> torch.Tensor:
+        """The activation itself."""
+        return self.rel + self.irr
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Parts:
+        """Apply a linear, bias-free ``fn`` to both parts."""
+        return Parts(fn(self.rel), fn(self.irr))
+
+
+@dataclass
+class Context:
+    """What the rules need besides the parts: the batch size, and each row's
+    share of the relevant region in the input (the last resort for ties)."""
+
+    batch: int
+    mask_share: torch.Tensor  # (batch,)
+
+    def share(self, rel: torch.Tensor, irr: torch.Tensor) -> torch.Tensor:
+        """Each row's relevant share of ``|rel| + |irr|``, broadcastable to ``rel``.
+
+        Rows where both parts are zero fall back to the input mask's share. A
+        tensor whose leading axis is not the batch gets one share overall.
+        """
+        if rel.dim() >= 1 and rel.shape[0] == self.batch:
+            a = rel.detach().abs().reshape(self.batch, -1).sum(1)
+            b = irr.detach().abs().reshape(self.batch, -1).sum(1)
+            fallback = self.mask_share.to(a.dtype)
+            shape = (self.batch,) + (1,) * (rel.dim() - 1)
+        else:
+            a, b = rel.detach().abs().sum(), irr.detach().abs().sum()
+            fallback = self.mask_share.to(a.dtype).mean()
+            shape = ()
+        den = a + b
+        ok = den > 0
+        w = torch.where(ok, a / torch.where(ok, den, torch.ones_like(den)), fallback)
+        return w.reshape(shape)
+
+
+def split_bias(rel: torch.Tensor, irr: torch.Tensor, bias: torch.Tensor | float,
+               cx: Context) -> Parts:
+    """Add ``bias`` to the parts in proportion to their magnitudes, element by element.
+
+    ``w = |rel| / (|rel| + |irr|)``: the relevant part gets ``w * bias``, the
+    irrelevant part the rest (the rule of Singh et al.'s ``acd``). Where both
+    parts are zero the row's overall relevant share decides, so a full mask
+    leaves nothing irrelevant and an ignored region gets nothing.
+    """
+    a, b = rel.abs(), irr.abs()
+    den = a + b
+    ok = den > 0
+    fallback = cx.share(rel, irr).to(rel.dtype)
+    w = torch.where(ok, a / torch.where(ok, den, torch.ones_like(den)), fallback)
+    return Parts(rel + w * bias, irr + (1 - w) * bias)
+
+
+def relu_like(p: Parts, act: Act) -> Parts:
+    """Activations with ``f(0) = 0`` (ReLU, LeakyReLU...): ``rel -> f(rel)``,
+    ``irr -> f(rel + irr) - f(rel)`` (Singh et al.)."""
+    rel = act(p.rel)
+    return Parts(rel, act(p.total()) - rel)
+
+
+def shapley_two(p: Parts, act: Act, cx: Context) -> Parts:
+    """Tanh, sigmoid: each part's average marginal effect over the two orders
+    (Murdoch et al.'s linearisation); ``f(0)`` is shared like a bias."""
+    zero = act(torch.zeros((), dtype=p.rel.dtype, device=p.rel.device))
+    full = act(p.total())
+    fr, fi = act(p.rel), act(p.irr)
+    rel = 0.5 * ((fr - zero) + (full - fi))
+    irr = 0.5 * ((fi - zero) + (full - fr))
+    return split_bias(rel, irr, zero, cx)
+
+
+def shapley_three(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, act: Act
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``act(a + b + c)`` split into an ``a`` part, a ``b`` part and ``act(c)``,
+    with ``c`` a bias (the gate rule of the LSTM decomposition)."""
+    fc, fabc = act(c), act(a + b + c)
+    fac, fbc = act(a + c), act(b + c)
+    return 0.5 * ((fac - fc) + (fabc - fbc)), 0.5 * ((fbc - fc) + (fabc - fac)), fc
+
+
+def product(x: Parts, y: Parts, mul: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+            ) -> Parts:
+    """``x * y`` (or a bilinear ``mul``): relevant times relevant is relevant,
+    every term with an irrelevant factor is irrelevant."""
+    rel = mul(x.rel, y.rel)
+    return Parts(rel, mul(x.total(), y.total()) - rel)
+
+
+def gate_product(g: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 v: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(g_r + g_i + g_b) * (v_r + v_i + v_b)`` as (relevant, irrelevant, bias):
+    relevant with relevant or bias is relevant, anything with an irrelevant
+    factor is irrelevant, bias times bias stays a bias (Murdoch et al.)."""
+    gr, gi, gb = g
+    vr, vi, vb = v
+    rel = gr * (vr + vb) + gb * vr
+    irr = gi * (vr + vi + vb) + (gr + gb) * vi
+    return rel, irr, gb * vb
+
+
+def select_max(p: Parts, dims: tuple[int, ...], keepdim: bool) -> tuple[Parts, torch.Tensor]:
+    """Max over ``dims``: each part's value at the position where the whole
+    activation wins; returns the parts and the winning (flattened) indices."""
+    total = p.total()
+    nd = total.dim()
+    dims = tuple(sorted(d % nd for d in dims))
+    rest = [d for d in range(nd) if d not in dims]
+    order = rest + list(dims)
+
+    def flat(t: torch.Tensor) -> torch.Tensor:
+        t = t.permute(order)
+        return t.reshape(*t.shape[: len(rest)], -1)
+
+    idx = flat(total).argmax(dim=-1, keepdim=True)
+    rel = flat(p.rel).gather(-1, idx).squeeze(-1)
+    irr = flat(p.irr).gather(-1, idx).squeeze(-1)
+    index = idx.squeeze(-1)
+    if keepdim:
+        for d in dims:
+            rel, irr, index = rel.unsqueeze(d), irr.unsqueeze(d), index.unsqueeze(d)
+    return Parts(rel, irr), index
+
+
+def gather_spatial(p: Parts, indices: torch.Tensor) -> Parts:
+    """Max pooling: take both parts at the winners' flattened spatial ``indices``
+    (as ``max_pool*d(..., return_indices=True)`` gives them)."""
+    n, c = indices.shape[:2]
+    idx = indices.reshape(n, c, -1)
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(n, c, -1).gather(2, idx).reshape(indices.shape)
+
+    return Parts(take(p.rel), take(p.irr))
