@@ -238,10 +238,13 @@ class Adapter(Protocol):
         work in embedding space this way).
         """
 
-    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+    def activations(
+        self, x: Tensor, layers: Sequence[LayerRef], first_only: bool = False
+    ) -> dict[LayerRef, list[Tensor]]:
         """The outputs of ``layers`` in one forward pass without a graph (one
         entry per call; for a layer returning several tensors, all of them as
-        a tuple)."""
+        a tuple). With ``first_only`` the pass stops once every layer has
+        given its first output (the rest of the model does not run)."""
 
     def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
         """The attention weights of every attention layer call in one forward pass
@@ -292,6 +295,10 @@ class Adapter(Protocol):
 #: per-pass budgets for ``batch_size=None`` by device kind
 CPU_PASS_BUDGET = 384 << 20
 ACCELERATOR_PASS_BUDGET = 2 << 30
+
+
+class StopForward(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a forward pass to end it early (caught by the adapter)."""
 
 
 class ExplanationError(ValueError):

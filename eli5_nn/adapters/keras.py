@@ -36,6 +36,7 @@ from .base import (
     LayerRef,
     ModelInput,
     Replacement,
+    StopForward,
     Tensor,
     pack_input,
 )
@@ -423,17 +424,25 @@ class KerasAdapter:
                 scores = self._scores(self._call(x))
         return self.ops.to_numpy(scores).astype(np.float64)
 
-    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+    def activations(
+        self, x: Tensor, layers: Sequence[LayerRef], first_only: bool = False
+    ) -> dict[LayerRef, list[Tensor]]:
         out: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
 
         def on_output(pos: int, _n: int, t: Tensor) -> Tensor:
-            out[layers[pos]].append(t)
+            if not (first_only and out[layers[pos]]):
+                out[layers[pos]].append(t)
+            if first_only and all(out.values()):
+                raise StopForward
             return t
 
         with self.shim.no_grad(), self._intercept(
             [(_layer_of(ref), False) for ref in layers], on_output
         ):
-            self._call(x)
+            try:
+                self._call(x)
+            except StopForward:
+                pass
         return out
 
     def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:

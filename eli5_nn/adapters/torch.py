@@ -30,6 +30,7 @@ from .base import (
     LayerRef,
     ModelInput,
     Replacement,
+    StopForward,
     Tensor,
     pack_input,
 )
@@ -298,12 +299,18 @@ class TorchAdapter:
         with torch.no_grad(), self._replacing(replace):
             return self._scores(self._run(x)).float().cpu().numpy()
 
-    def activations(self, x: Tensor, layers: Sequence[LayerRef]) -> dict[LayerRef, list[Tensor]]:
+    def activations(
+        self, x: Tensor, layers: Sequence[LayerRef], first_only: bool = False
+    ) -> dict[LayerRef, list[Tensor]]:
         out: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
 
         def make_hook(ref: LayerRef) -> Any:
             def hook(_m: nn.Module, _i: Any, o: Any) -> None:
+                if first_only and out[ref]:
+                    return
                 out[ref].append(o)
+                if first_only and all(out.values()):
+                    raise StopForward
 
             return hook
 
@@ -312,7 +319,10 @@ class TorchAdapter:
                 module = ref.handle
                 assert isinstance(module, nn.Module)
                 stack.enter_context(_forward_hook(module, make_hook(ref)))
-            self._run(x)
+            try:
+                self._run(x)
+            except StopForward:
+                pass
         return out
 
     def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:

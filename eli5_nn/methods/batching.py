@@ -56,6 +56,8 @@ class GradientResult:
 
     def rows_x(self, ctx: MethodContext) -> Tensor:
         """The input of each row (R, ...)."""
+        if np.array_equal(self.rows.doc, np.arange(ctx.n_docs)):
+            return ctx.x  # one row per doc, in order: no copy
         return ctx.adapter.ops.take(ctx.x, self.rows.doc, axis=0)
 
 
@@ -108,18 +110,19 @@ def gradient_pass(
             for j, gp in enumerate(passes):
                 local = np.array([i for i, ts in enumerate(chunk_targets) if j < len(ts)])
                 row_ids = offsets[np.asarray(docs)[local]] + j
+                every = len(local) == len(docs)  # every doc of the chunk: no copy
+
+                def rows_of(t: Tensor, local: np.ndarray = local, every: bool = every) -> Tensor:
+                    return t if every else adapter.ops.take(t, local)
+
                 if gp.input_grad is not None:
-                    in_pieces.append((row_ids, adapter.ops.take(gp.input_grad, local)))
+                    in_pieces.append((row_ids, rows_of(gp.input_grad)))
                 for ref in layers:
                     for i, (a, g) in enumerate(
                         zip(gp.activations[ref], gp.layer_grads[ref], strict=True)
                     ):
-                        act_pieces.setdefault((ref, i), []).append(
-                            (row_ids, adapter.ops.take(a, local))
-                        )
-                        grad_pieces.setdefault((ref, i), []).append(
-                            (row_ids, adapter.ops.take(g, local))
-                        )
+                        act_pieces.setdefault((ref, i), []).append((row_ids, rows_of(a)))
+                        grad_pieces.setdefault((ref, i), []).append((row_ids, rows_of(g)))
             bar.update(1)
     layer_acts: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
     layer_grads: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
