@@ -62,6 +62,18 @@ def _forward_hook(module: nn.Module, hook: Any) -> Any:
     return module.register_forward_hook(hook)
 
 
+@contextmanager
+def _hooks(refs: Sequence[LayerRef], make_hook: Any) -> Iterator[None]:
+    """``make_hook(ref)`` registered as forward hook of every layer in ``refs``, for
+    the ``with`` block (removed also on error)."""
+    with ExitStack() as stack:
+        for ref in refs:
+            module = ref.handle
+            assert isinstance(module, nn.Module)
+            stack.enter_context(_forward_hook(module, make_hook(ref)))
+        yield
+
+
 def _embedding_info(m: nn.Module) -> tuple[int, int | None] | None:
     """(vocabulary size, padding id) of a token embedding: ``nn.Embedding``, or a
     module unflattened from ``torch.export`` whose graph calls ``aten.embedding``."""
@@ -314,11 +326,7 @@ class TorchAdapter:
 
             return hook
 
-        with ExitStack() as stack, torch.no_grad():
-            for ref in layers:
-                module = ref.handle
-                assert isinstance(module, nn.Module)
-                stack.enter_context(_forward_hook(module, make_hook(ref)))
+        with _hooks(layers, make_hook), torch.no_grad():
             try:
                 self._run(x)
             except StopForward:
@@ -399,19 +407,14 @@ class TorchAdapter:
 
             return hook
 
-        with ExitStack() as stack:
-            for ref in layers:
-                module = ref.handle
-                assert isinstance(module, nn.Module)
-                stack.enter_context(_forward_hook(module, make_hook(ref)))
-            if replace is not None:
-                # differentiate with respect to the replacement, not the model input
-                xi = replace[1].detach().requires_grad_(wrt_input)
-                stack.enter_context(self._replacing(replace, xi))
-                x_in = x
-            else:
-                xi = x.detach().requires_grad_(True) if wrt_input else x
-                x_in = xi
+        if replace is not None:
+            # differentiate with respect to the replacement, not the model input
+            xi = replace[1].detach().requires_grad_(wrt_input)
+            x_in = x
+        else:
+            xi = x.detach().requires_grad_(True) if wrt_input else x
+            x_in = xi
+        with _hooks(layers, make_hook), self._replacing(replace, xi):
             with torch.enable_grad():
                 if cut:
                     with torch.no_grad():
@@ -521,11 +524,7 @@ class TorchAdapter:
 
             return hook
 
-        with ExitStack() as stack:
-            for ref in refs:
-                module = ref.handle
-                assert isinstance(module, nn.Module)
-                stack.enter_context(_forward_hook(module, make_hook(ref)))
+        with _hooks(refs, make_hook):
             with torch.no_grad():
                 self._run(x[:1])
         cache[key] = tuple(seen)
@@ -629,11 +628,7 @@ class TorchAdapter:
 
             return hook
 
-        with ExitStack() as stack:
-            for ref in refs:
-                module = ref.handle
-                assert isinstance(module, nn.Module)
-                stack.enter_context(_forward_hook(module, make_hook(ref)))
+        with _hooks(refs, make_hook):
             with torch.no_grad():
                 self._run(x[:1])
         return called[::-1]
