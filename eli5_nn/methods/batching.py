@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: works in notebooks without ipywidgets
 
 from ..adapters.base import LayerRef, Tensor, iter_chunks
 from .context import MethodContext, Rows
