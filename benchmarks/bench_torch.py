@@ -2,9 +2,10 @@
 
 The floor of a method is the same number of forward+backward passes written
 directly in torch (hooks and ``torch.autograd.grad``), with the best chunking
-of steps/samples among a few sizes. Grad-CAM's floor is the forward pass plus
-the backward pass down to the layer only. Ratios are medians of repeated runs
-in the same process.
+of steps/samples among a few sizes. The CAM floors record no graph before the
+layer and go backward down to the layer only; FullGrad's floor is one pass to
+the input and to every bias layer's output. Ours and the floor run alternately
+in the same process; each keeps its best time.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eli5_nn  # noqa: E402
+from benchmarks.timing import best_chunk, interleaved, speed_row  # noqa: E402
 from tests.models import ResNetish, randomize_bn  # noqa: E402
 
 SIZE = 224
@@ -34,97 +35,158 @@ def make_model() -> torch.nn.Module:
     return randomize_bn(ResNetish(n_classes=10, width=16, blocks=(1, 1, 1, 1))).eval()
 
 
-def _interleaved(ours: Callable[[], Any], floor: Callable[[], Any], repeat: int
-                 ) -> tuple[float, float]:
-    """Best-of-``repeat`` times of ``ours`` and ``floor``, run alternately after two
-    warm-up calls each, so that load from other processes hits both alike."""
-    for _ in range(2):
-        ours()
-        floor()
-    best_ours = best_floor = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        floor()
-        t2 = time.perf_counter()
-        best_ours, best_floor = min(best_ours, t1 - t0), min(best_floor, t2 - t1)
-    return best_ours, best_floor
+#: kept for the benchmarks that import it from here
+_interleaved = interleaved
 
 
-def _floor_gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module) -> None:
+def _floor_cam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module,
+               plus: bool = False) -> torch.Tensor:
+    """Forward without a graph up to the layer, whose output becomes a leaf; backward
+    from the class score to it; the channel weighting of Grad-CAM or Grad-CAM++."""
     store: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda m, i, o: store.append(o))
+
+    def leaf(m: torch.nn.Module, i: Any, o: torch.Tensor) -> torch.Tensor:
+        torch.set_grad_enabled(True)  # record only what follows the layer
+        store.append(o.detach().requires_grad_(True))
+        return store[-1]
+
+    handle = layer.register_forward_hook(leaf)
     try:
-        out = model(x)
-        c = int(out[0].argmax())
-        (g,) = torch.autograd.grad(out[0, c], store[0])
-        (g.mean(dim=(2, 3), keepdim=True) * store[0]).sum(1).relu()
+        with torch.no_grad():
+            out = model(x)
     finally:
         handle.remove()
+    a = store[0]
+    (g,) = torch.autograd.grad(out[0, int(out[0].argmax())], a)
+    a = a.detach()
+    if plus:  # Grad-CAM++ (eq. 19): alpha = G^2 / (2 G^2 + sum A G^3)
+        g2 = g * g
+        denom = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g
+        alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
+        w = (alpha * g.relu()).sum(dim=(2, 3), keepdim=True)
+    else:
+        w = g.mean(dim=(2, 3), keepdim=True)
+    return (w * a).sum(1).relu()
 
 
-def _floor_gradient(model: torch.nn.Module, x: torch.Tensor) -> None:
+def _floor_gradient(model: torch.nn.Module, x: torch.Tensor, times_input: bool = False
+                    ) -> torch.Tensor:
     xi = x.detach().requires_grad_(True)
     out = model(xi)
-    torch.autograd.grad(out[0, int(out[0].argmax())], xi)
+    (g,) = torch.autograd.grad(out[0, int(out[0].argmax())], xi)
+    return g * x if times_input else g.abs().amax(1)
 
 
-def _floor_steps(model: torch.nn.Module, x: torch.Tensor, n: int, chunk: int, kind: str) -> None:
+def _bias_sites(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.Tensor]]:
+    """(module, effective bias) of every BatchNorm and biased Linear/Conv layer."""
+    sites = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert m.running_var is not None and m.running_mean is not None
+            scale = torch.rsqrt(m.running_var + m.eps) * m.weight.detach()
+            sites.append((m, m.bias.detach() - m.running_mean * scale))
+        elif isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) and m.bias is not None:
+            sites.append((m, m.bias.detach()))
+    return sites
+
+
+def _floor_fullgrad(model: torch.nn.Module, x: torch.Tensor,
+                    sites: list[tuple[torch.nn.Module, torch.Tensor]]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass to the input and every bias layer's output; the bias maps spread
+    (mass-preserving) over the input, and the paper's display map (per-map
+    min-max of |.|, channel sum, bilinear resize)."""
+    outs: list[torch.Tensor] = []
+    handles = [m.register_forward_hook(lambda m, i, o: outs.append(o)) for m, _ in sites]
+    try:
+        xi = x.detach().requires_grad_(True)
+        out = model(xi)
+    finally:
+        for h in handles:
+            h.remove()
+    gx, *gs = torch.autograd.grad(out[0, int(out[0].argmax())], [xi, *outs])
+
+    def psi(t: torch.Tensor) -> torch.Tensor:
+        a = t.abs()
+        mn, mx = a.amin(dim=(1, 2, 3), keepdim=True), a.amax(dim=(1, 2, 3), keepdim=True)
+        return ((a - mn) / (mx - mn).clamp_min(1e-12)).sum(1, keepdim=True)
+
+    attribution = gx * x
+    display = psi(attribution)
+    size = x.shape[2:]
+    for g, (_, bias) in zip(gs, sites, strict=True):
+        if g.ndim == 4:
+            per = g * bias[None, :, None, None]
+            both = F.interpolate(torch.cat([per.sum(1, keepdim=True), psi(per)], 1), size,
+                                 mode="bilinear", align_corners=False)
+            scale = g.shape[2] * g.shape[3] / (size[0] * size[1]) / x.shape[1]
+            attribution = attribution + both[:, :1] * scale
+            display = display + both[:, 1:]
+        else:
+            attribution = attribution + (g * bias).sum() / x[0].numel()
+    return attribution, display
+
+
+def _floor_steps(model: torch.nn.Module, x: torch.Tensor, n: int, chunk: int, kind: str
+                 ) -> torch.Tensor:
     with torch.no_grad():
         c = int(model(x)[0].argmax())
     total = torch.zeros_like(x)
+    std = 0.15 * (x.max() - x.min())
     alphas = (torch.arange(n, dtype=x.dtype) + 0.5) / n
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
         if kind == "ig":
             xs = alphas[start:start + k, None, None, None] * x
         else:
-            xs = x + 0.15 * torch.randn((k, *x.shape[1:]))
+            xs = x + std * torch.randn((k, *x.shape[1:]))
         xs.requires_grad_(True)
         out = model(xs)
         (g,) = torch.autograd.grad(out[:, c].sum(), xs)
         total += g.sum(0, keepdim=True)
-    if kind == "ig":
-        total * x / n
+    return total * x / n if kind == "ig" else total / n
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Time every method and its floor; returns table rows."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = make_model()
     x = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     layer = model.layers
-    repeat = 3 if quick else 7
-    chunks = (5, 10, 25, 50)
+    sites = _bias_sites(model)
+    repeat, warmup, min_time = (2, 1, 0.5) if quick else (5, 2, 3.0)
     rows = []
-
-    def add(method: str, ours: float, floor: float, note: str = "") -> None:
-        rows.append({"framework": "torch", "method": method, "ours_s": ours, "floor_s": floor,
-                     "ratio": ours / floor, "note": note})
-
     explain = eli5_nn.explain_prediction_nn
-    ours, floor = _interleaved(lambda: explain(model, x, method="grad-cam"),
-                               lambda: _floor_gradcam(model, x, layer), repeat)
-    add("grad-cam", ours, floor, "forward + backward to the layer")
-    ours, floor = _interleaved(lambda: explain(model, x, method="gradient"),
-                               lambda: _floor_gradient(model, x), repeat)
-    add("gradient", ours, floor, "forward + backward to the input")
+    simple: list[tuple[str, Any, str]] = [
+        ("grad-cam", lambda: _floor_cam(model, x, layer),
+         "forward without a graph up to the layer, backward to it"),
+        ("grad-cam++", lambda: _floor_cam(model, x, layer, plus=True), "as grad-cam"),
+        ("gradient", lambda: _floor_gradient(model, x), "forward + backward to the input"),
+        ("gradient-x-input", lambda: _floor_gradient(model, x, times_input=True),
+         "forward + backward to the input"),
+        ("fullgrad", lambda: _floor_fullgrad(model, x, sites),
+         "one pass to the input and every bias layer; bias maps resized"),
+    ]
+    for method, floor, note in simple:
+        ours, t_floor = interleaved(lambda m=method: explain(model, x, method=m), floor, repeat,
+                                    warmup, min_time)
+        rows.append(speed_row("torch", method, ours, t_floor, note))
+    # --quick: a fifth of the passes
+    samples, steps = (SAMPLES // 5, STEPS // 5) if quick else (SAMPLES, STEPS)
     for method, kind, n, kw in (
-        ("smoothgrad", "sg", SAMPLES, {"samples": SAMPLES}),
-        ("integrated-gradients", "ig", STEPS, {"steps": STEPS}),
+        ("smoothgrad", "sg", samples, {"samples": samples}),
+        ("integrated-gradients", "ig", steps, {"steps": steps}),
     ):
         # the floor's best chunk size first, then ours against that floor
-        def floor_time(c: int, n: int = n, kind: str = kind) -> float:
-            return _interleaved(lambda: None, lambda: _floor_steps(model, x, n, c, kind), 1)[1]
-
-        best_chunk = min((c for c in chunks if c <= n), key=floor_time)
-        ours, floor = _interleaved(
+        options = tuple(c for c in ((5, 10) if quick else (5, 10, 25, 50)) if c <= n)
+        best = best_chunk(lambda c, n=n, kind=kind: lambda: _floor_steps(model, x, n, c, kind),
+                          options)
+        ours, t_floor = interleaved(
             lambda kw=kw, method=method: explain(model, x, method=method, progress=False, **kw),
-            lambda n=n, kind=kind, c=best_chunk: _floor_steps(model, x, n, c, kind),
-            max(2, repeat // 2),
+            lambda n=n, kind=kind, c=best: _floor_steps(model, x, n, c, kind),
+            1 if quick else 2, warmup=1, min_time=0.0,
         )
-        add(method, ours, floor, f"{n} passes; floor chunk {best_chunk} (best of {chunks})")
+        rows.append(speed_row("torch", method, ours, t_floor,
+                              f"{n} passes; floor chunk {best} (best of {options})"))
     return rows
 
 

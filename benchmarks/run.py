@@ -2,18 +2,62 @@
 
 ``make bench`` runs this. Speed is a ratio against a floor timed in the same
 process (ratio 1.0 = as fast as the hand-written code; below 1 = faster);
-memory is the peak resident memory a call adds. ``--quick`` repeats less.
+memory is the peak resident memory a call adds.
+
+Options: ``--quick`` (fewer passes and repeats: the whole suite in a few
+minutes), ``--write`` (also write the tables into ``docs/benchmarks.rst`` and
+into the Benchmarks section of ``README.rst``), ``--results FILE`` (keep each
+benchmark's rows in FILE as it finishes; a later run with the same FILE runs
+only the benchmarks missing there).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import re
 import sys
+import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # importing eli5_nn may import TensorFlow
 
-from benchmarks import bench_keras, bench_render, bench_text, bench_torch  # noqa: E402
+
+def _threads(argv: list[str]) -> int:
+    """``--threads N`` (default 1): the intra-op threads of every framework, set through
+    the environment before any framework is imported (the Keras children inherit it).
+    On a shared machine, two threads per process make timings swing by an order of
+    magnitude (a parallel op waits for its slowest thread); one thread keeps the ratios
+    steady."""
+    n = argv[argv.index("--threads") + 1] if "--threads" in argv else "1"
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS"):
+        os.environ[var] = n
+    if n == "1":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_cpu_multi_thread_eigen=false").strip()
+    return int(n)
+
+
+THREADS = _threads(sys.argv) if __name__ == "__main__" else None
+
+from benchmarks import (  # noqa: E402
+    bench_cd,
+    bench_keras,
+    bench_keras_text,
+    bench_render,
+    bench_text,
+    bench_torch,
+)
+
+DOCS_PAGE = ROOT / "docs" / "benchmarks.rst"
+README = ROOT / "README.rst"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -41,13 +85,174 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
                   [[r["framework"], r["method"], f"{r['peak_mb']:.0f}"] for r in rows])
 
 
+#: (caption, benchmark) in the order of the tables
+SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
+    ("Images: a ResNet-style network at 224×224, PyTorch and Keras on each backend.",
+     lambda quick: bench_torch.run(quick) + bench_keras.run(quick)),
+    ("Text: a text CNN and a BiLSTM over IMDB-length reviews (160 tokens, padded after 80 to "
+     "160), PyTorch and Keras on each backend (fewer reviews and steps on Keras).",
+     lambda quick: bench_text.run(quick) + bench_keras_text.run(quick)),
+    ("Contextual decomposition: CD of 64 patch masks of one 224×224 image (a VGG-style net) "
+     "in one batched pass, against 64 plain forward passes.", bench_cd.run),
+    ("Rendering: the share of HTML rendering in explaining and showing.", bench_render.run),
+]
+
+
+def measure(quick: bool, results: Path | None = None) -> tuple[list[tuple[str, str]], str]:
+    """Run every benchmark; returns (caption, speed table) pairs and the memory table.
+
+    With ``results``, the rows of each finished benchmark are saved there as JSON,
+    and benchmarks already saved (by a run with the same ``quick``) are not run
+    again: a run that stopped halfway goes on where it stopped.
+    """
+    saved: dict[str, Any] = {}
+    if results is not None and results.exists():
+        saved = json.loads(results.read_text(encoding="utf-8"))
+        if saved.get("quick") != quick:
+            saved = {}
+    saved["quick"] = quick
+    steps: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
+        *SECTIONS,
+        ("memory", lambda quick: bench_torch.memory_rows()
+         + list(bench_keras.memory_rows(quick))),
+    ]
+    for caption, bench in steps:
+        if caption in saved:
+            continue
+        t0 = time.perf_counter()
+        saved[caption] = bench(quick)
+        print(f"# {caption.split(':')[0].rstrip('.')}: {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)
+        if results is not None:
+            results.write_text(json.dumps(saved, indent=1), encoding="utf-8")
+    tables = [(caption, speed_table(saved[caption])) for caption, _ in SECTIONS]
+    return tables, memory_table(saved["memory"])
+
+
+def tables_rst(tables: list[tuple[str, str]], memory: str) -> str:
+    """The tables with their captions, as one RST block."""
+    memory_caption = ("Peak resident memory that one Integrated Gradients call adds, at a "
+                      "fixed ``batch_size`` and four times the steps (each in a fresh process).")
+    parts = [f"{textwrap.fill(caption, 88)}\n\n{table}"
+             for caption, table in [*tables, (memory_caption, memory)]]
+    return "\n\n".join(parts)
+
+
+def machine(quick: bool) -> str:
+    import keras
+    import torch
+
+    cores = len(os.sched_getaffinity(0))
+    run = "``--quick`` run (fewer passes and repeats)" if quick else "full run"
+    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    return (f"Measured on {time.strftime('%Y-%m-%d')}, {run}: {cores} CPU cores shared with "
+            f"other jobs, {threads} thread(s) per process ({platform.machine()}), Python "
+            f"{platform.python_version()}, torch {torch.__version__}, Keras "
+            f"{keras.__version__}.")
+
+
+PAGE = """\
+Benchmarks
+==========
+
+``python benchmarks/run.py`` (``make bench``) times every method on every framework and
+Keras backend against a *floor*: the same forward and backward passes written by hand in
+that framework (``torch.autograd`` with hooks; ``tf.GradientTape``; ``jax.vjp`` over
+``model.stateless_call``; autograd for Keras on torch), with the arithmetic of the method
+around them. The floors are honest:
+
+- the same number of forward and backward passes as eli5-nn makes, and no more of the
+  network recorded than needed (the CAM floors run the part before the layer without a
+  graph and go backward down to the layer only);
+- what a user would build once (a head model after the layer, a model with a zero input
+  added at each bias layer's output for FullGrad) is built outside the timing;
+- step- and sample-based floors (SmoothGrad, Integrated Gradients, occlusion) use the best
+  chunk size among a few, found before the timing.
+
+eli5-nn and its floor run alternately in the same process after warm-up calls, and each
+keeps its best time, so that load from other processes hits both alike. *ratio* is ours
+divided by the floor: 1.00 means as fast as the hand-written code, below 1 faster (eli5-nn
+then picks a better chunk size than the floor's candidates, or the floor does work eli5-nn
+avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond the
+passes: choosing the target, resizing and normalising the heatmap, building the
+explanation and its image. The machine is shared, so absolute times vary between runs;
+the ratios are what the tables are for. Each process runs its frameworks on one thread
+(``--threads N`` to change): on a shared machine a parallel operation waits for its
+slowest thread, and with two threads per process the same call's time swings by an order
+of magnitude.
+
+Rows named *vs loop* compare ``explain_predictions`` over all the reviews with a loop of
+``explain_prediction`` over them, one review at a time (the floor column then holds the
+loop); *grad-cam vs eli5 0.16* compares with eli5 0.16's own Keras Grad-CAM
+(``explain_prediction_keras``); an *integrated-gradients batch_size=N* row gives eli5-nn
+the floor's chunk size instead of the one it picks from its memory budget. In the
+rendering table the floor column holds the time to compute the explanation that is
+rendered.
+
+{machine}
+
+{tables}
+
+The floors are in ``benchmarks/`` (``bench_torch.py``, ``bench_keras.py``,
+``bench_text.py``, ``bench_keras_text.py``, ``bench_cd.py``, ``bench_render.py``);
+``python benchmarks/run.py --write`` rewrites this page and the tables in the README.
+"""
+
+
+def write_docs(tables: str, quick: bool) -> None:
+    DOCS_PAGE.parent.mkdir(exist_ok=True)
+    DOCS_PAGE.write_text(PAGE.format(machine=machine(quick), tables=tables), encoding="utf-8")
+
+
+_HEADING = re.compile(r"^(\S.*)\n([=\-~^\"'`#*+]{3,})$", re.MULTILINE)
+_RULE = re.compile(r"^=+(  +=+)*$")
+BEGIN, END = ".. benchmark tables: begin", ".. benchmark tables: end"
+
+
+def replace_readme_tables(text: str, tables: str) -> str:
+    """``text`` with the tables of its Benchmarks section replaced by ``tables``.
+
+    The tables written here lie between two RST comments, ``BEGIN`` and ``END``;
+    a section without them has its tables replaced from the first table's
+    first rule to the last table's last rule. The section's other text is kept.
+    """
+    headings = [m for m in _HEADING.finditer(text)
+                if len(m.group(2)) >= len(m.group(1).rstrip())]
+    start = next((i for i, m in enumerate(headings) if m.group(1).strip() == "Benchmarks"),
+                 None)
+    if start is None:
+        raise ValueError("README.rst has no Benchmarks section")
+    body_start = headings[start].end()
+    body_end = headings[start + 1].start() if start + 1 < len(headings) else len(text)
+    lines = text[body_start:body_end].split("\n")
+    if BEGIN in lines and END in lines:
+        first, last = lines.index(BEGIN), lines.index(END)
+    else:
+        rules = [i for i, line in enumerate(lines) if _RULE.match(line)]
+        if not rules:
+            raise ValueError("the Benchmarks section of README.rst holds no table")
+        first, last = rules[0], rules[-1]
+    block = [BEGIN, "", *tables.split("\n"), "", END]
+    return text[:body_start] + "\n".join(lines[:first] + block + lines[last + 1:]) \
+        + text[body_end:]
+
+
+def write_readme(tables: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    README.write_text(replace_readme_tables(text, tables), encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    speed = (bench_torch.run(quick) + bench_keras.run(quick) + bench_text.run(quick)
-             + bench_render.run(quick))
-    print(speed_table(speed))
-    print()
-    print(memory_table(bench_torch.memory_rows()))
+    results = Path(argv[argv.index("--results") + 1]) if "--results" in argv else None
+    tables, memory = measure(quick, results)
+    block = tables_rst(tables, memory)
+    print(block)
+    if "--write" in argv:
+        write_docs(block, quick)
+        write_readme(block)
+        print(f"# wrote {DOCS_PAGE.relative_to(ROOT)} and the tables in "
+              f"{README.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

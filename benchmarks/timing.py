@@ -1,0 +1,99 @@
+"""Timing helpers and data shared by the benchmarks (no framework imports).
+
+Ours and the floor run alternately in the same process after warm-up, so that
+load from other processes hits both alike; each keeps its best time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def interleaved(ours: Callable[[], Any], floor: Callable[[], Any], repeat: int,
+                warmup: int = 2, min_time: float = 2.0, max_repeat: int = 30
+                ) -> tuple[float, float]:
+    """Best times of ``ours`` and ``floor``, run alternately after ``warmup`` calls
+    of each: ``repeat`` rounds, more (up to ``max_repeat``) while the rounds took
+    less than ``min_time`` seconds in all, so that quick calls get enough tries
+    on a busy machine."""
+    for _ in range(warmup):
+        ours()
+        floor()
+    best_ours = best_floor = float("inf")
+    spent, rounds = 0.0, 0
+    while rounds < repeat or (spent < min_time and rounds < max_repeat):
+        t0 = time.perf_counter()
+        ours()
+        t1 = time.perf_counter()
+        floor()
+        t2 = time.perf_counter()
+        best_ours, best_floor = min(best_ours, t1 - t0), min(best_floor, t2 - t1)
+        spent, rounds = spent + t2 - t0, rounds + 1
+    return best_ours, best_floor
+
+
+def best_time(fn: Callable[[], Any], repeat: int = 1, warmup: bool = True) -> float:
+    """Best of ``repeat`` timed calls, after one warm-up call if ``warmup``."""
+    if warmup:
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def best_chunk(make: Callable[[int], Callable[[], Any]], chunks: Sequence[int]) -> int:
+    """The chunk size among ``chunks`` for which ``make(chunk)()`` runs fastest
+    (one warm-up call, then one timed call per size)."""
+    make(chunks[0])()
+    return min(chunks, key=lambda c: best_time(make(c), warmup=False))
+
+
+def speed_row(framework: str, method: str, ours: float, floor: float, note: str
+              ) -> dict[str, Any]:
+    """One row of the speed table."""
+    return {"framework": framework, "method": method, "ours_s": ours, "floor_s": floor,
+            "ratio": ours / floor, "note": note}
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def peak_extra_mb(fn: Callable[[], Any]) -> float:
+    """Peak resident memory above the level before ``fn()``, sampled every 2 ms (MB)."""
+    base = _rss()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        thread.join()
+    return (max(peak[0], _rss()) - base) / 2**20
+
+
+def reviews(n: int, length: int = 160, vocab: int = 6000) -> np.ndarray:
+    """Token ids (n, length) of IMDB-length reviews: random ids, each review padded
+    (id 0) after a random length between half and all of ``length``."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, vocab, (n, length))
+    lengths = rng.integers(length // 2, length, n)
+    ids[np.arange(length)[None, :] >= lengths[:, None]] = 0
+    return ids
