@@ -129,11 +129,15 @@ def measure(quick: bool, results: Path | None = None) -> tuple[list[tuple[str, s
     return tables, memory_table(saved["memory"])
 
 
+def _fill(text: str) -> str:
+    return textwrap.fill(text, 88, break_on_hyphens=False, break_long_words=False)
+
+
 def tables_rst(tables: list[tuple[str, str]], memory: str) -> str:
     """The tables with their captions, as one RST block."""
     memory_caption = ("Peak resident memory that one Integrated Gradients call adds, at a "
                       "fixed ``batch_size`` and four times the steps (each in a fresh process).")
-    parts = [f"{textwrap.fill(caption, 88)}\n\n{table}"
+    parts = [f"{_fill(caption)}\n\n{table}"
              for caption, table in [*tables, (memory_caption, memory)]]
     return "\n\n".join(parts)
 
@@ -144,9 +148,10 @@ def machine(quick: bool) -> str:
 
     cores = len(os.sched_getaffinity(0))
     run = "``--quick`` run (fewer passes and repeats)" if quick else "full run"
-    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    n = os.environ.get("OMP_NUM_THREADS")
+    threads = "all threads" if n is None else f"{n} thread{'s' if n != '1' else ''}"
     return (f"Measured on {time.strftime('%Y-%m-%d')}, {run}: {cores} CPU cores shared with "
-            f"other jobs, {threads} thread(s) per process ({platform.machine()}), Python "
+            f"other jobs, {threads} per process ({platform.machine()}), Python "
             f"{platform.python_version()}, torch {torch.__version__}, Keras "
             f"{keras.__version__}.")
 
@@ -201,7 +206,8 @@ The floors are in ``benchmarks/`` (``bench_torch.py``, ``bench_keras.py``,
 
 def write_docs(tables: str, quick: bool) -> None:
     DOCS_PAGE.parent.mkdir(exist_ok=True)
-    DOCS_PAGE.write_text(PAGE.format(machine=machine(quick), tables=tables), encoding="utf-8")
+    DOCS_PAGE.write_text(PAGE.format(machine=_fill(machine(quick)), tables=tables),
+                         encoding="utf-8")
 
 
 _HEADING = re.compile(r"^(\S.*)\n([=\-~^\"'`#*+]{3,})$", re.MULTILINE)
