@@ -737,8 +737,10 @@ class KerasAdapter:
             x = x.ids
         item = np.dtype(keras.backend.standardize_dtype(x.dtype)).itemsize
         acts = sum(int(np.prod(shape)) for _pos, shape in record["order"])
-        # activations kept for the backward pass, about as much again during it
-        return int(3 * acts * 4 + 4 * int(np.prod(self.ops.shape(x)[1:])) * item)
+        # The sum of every layer output overcounts what a tape keeps (element-wise
+        # layers share or drop theirs); 1.25× it matches what PyTorch's saved-tensor
+        # hooks measure on the same networks (the torch adapter's estimate).
+        return int(1.25 * acts * 4 + 4 * int(np.prod(self.ops.shape(x)[1:])) * item)
 
     # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
     #: models made by copy_model, the only ones randomize_layer changes
