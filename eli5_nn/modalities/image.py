@@ -73,7 +73,7 @@ def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, s
     Values in [0, 1] are scaled by 255, values in [0, 255] are kept; anything
     else (normalised inputs) is min-max rescaled, with a note suggesting ``image=``.
     """
-    arr = np.moveaxis(np.asarray(x, dtype=np.float64), channel_axis, -1)
+    arr = np.moveaxis(np.asarray(x, dtype=np.float32), channel_axis, -1)
     c = arr.shape[-1]
     if c not in (1, 3, 4):
         arr = arr.mean(axis=-1, keepdims=True)
@@ -88,7 +88,7 @@ def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, s
             "original picture"
         )
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    data = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    data = np.clip(arr + 0.5, 0, 255).astype(np.uint8)  # rounds: values are >= 0
     if c == 1:
         pil = Image.fromarray(data[..., 0], mode="L")
     else:
