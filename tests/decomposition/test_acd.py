@@ -3,46 +3,26 @@ criticism; hierarchies end in one component; the HTML shows every level."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import eli5_nn
 from eli5_nn.decomposition import Hierarchy, hierarchy
-from eli5_nn.demo_data import Vocabulary, load_reviews
+from eli5_nn.demo_data import Vocabulary
 from eli5_nn.formatters.hierarchy import format_hierarchy_html
 from tests.text.models import TextCNN
 
-LENGTH, VOCAB, N_TRAIN = 160, 5000, 5000
+LENGTH = 160
 REVIEW = ("the acting was great and the music was wonderful but the plot was terrible "
           "and the ending was awful")
 
 
-@pytest.fixture(scope="module")
-def sentiment() -> tuple[nn.Module, Vocabulary, float]:
-    """A text CNN trained on 5,000 IMDB reviews (a few seconds)."""
-    texts, labels = load_reviews()
-    order = np.random.default_rng(0).permutation(len(texts))
-    train, test = order[:N_TRAIN], order[N_TRAIN:N_TRAIN + 300]
-    vocab = Vocabulary([texts[i] for i in train], VOCAB)
-    x = torch.as_tensor(np.stack([vocab.encode(texts[i], LENGTH)[0] for i in train]))
-    y = torch.as_tensor(labels[train])
-    torch.manual_seed(0)
-    model = TextCNN(vocab=VOCAB, dim=32, channels=64)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(3):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
-    xt = torch.as_tensor(np.stack([vocab.encode(texts[i], LENGTH)[0] for i in test]))
-    with torch.no_grad():
-        acc = float((model(xt).argmax(1).numpy() == labels[test]).mean())
-    return model, vocab, acc
+@pytest.fixture
+def sentiment(imdb, imdb_models) -> tuple[nn.Module, Vocabulary, float]:
+    """The session's text CNN trained on IMDB reviews, its vocabulary and accuracy."""
+    model, acc = imdb_models["cnn"]
+    return model, imdb["vocab"], acc
 
 
 def test_praise_and_criticism_end_up_in_separate_components_of_opposite_sign(sentiment):
