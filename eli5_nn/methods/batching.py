@@ -141,7 +141,7 @@ def gradient_pass(
 def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
     """Scores of the docs (chunked, no graph) and the rows to explain."""
     n = ctx.n_docs
-    size = ctx.chunk_size(n)
+    size = ctx.chunk_size(n, forward_only=True)
     parts = [ctx.forward(ctx.x[sl], np.arange(sl.start, sl.stop)) for sl in iter_chunks(n, size)]
     scores = np.concatenate(parts, axis=0)
     return scores, Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
@@ -150,7 +150,7 @@ def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
 def forward_inputs(ctx: MethodContext, x: Tensor, docs: np.ndarray) -> np.ndarray:
     """Scores of input rows ``x`` coming from docs ``docs`` (chunked, no graph)."""
     n = ctx.adapter.ops.shape(x)[0]
-    size = ctx.chunk_size(n)
+    size = ctx.chunk_size(n, forward_only=True)
     return np.concatenate(
         [ctx.forward(x[sl], docs[sl]) for sl in iter_chunks(n, size)], axis=0
     )

@@ -15,6 +15,8 @@ from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, ModelInput
 TargetResolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
 
 MAX_AUTO_BATCH = 256
+#: the cap for passes without a graph (occlusion variants, scores of many inputs)
+MAX_AUTO_FORWARD_BATCH = 4096
 
 
 @dataclass
@@ -115,8 +117,12 @@ class MethodContext:
     def n_docs(self) -> int:
         return int(self.adapter.ops.shape(self.x)[0])
 
-    def chunk_size(self, n_units: int) -> int:
-        """How many inputs one pass holds: ``batch_size``, or what fits the memory budget."""
+    def chunk_size(self, n_units: int, forward_only: bool = False) -> int:
+        """How many inputs one pass holds: ``batch_size``, or what fits the memory budget.
+
+        A ``forward_only`` pass (no graph) keeps no activations for a backward
+        pass, so a row costs about a third of a gradient pass and more rows fit.
+        """
         if self.batch_size is not None:
             return self.batch_size
         if n_units <= 1:
@@ -124,6 +130,8 @@ class MethodContext:
         model_input = self.x if self.space is None else self.space.inputs
         per_row = max(1, self.adapter.bytes_per_row(model_input))
         budget = self.adapter.pass_budget_bytes()
+        if forward_only:
+            return int(max(1, min(MAX_AUTO_FORWARD_BATCH, n_units, 3 * budget // per_row)))
         return int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row)))
 
 

@@ -45,7 +45,7 @@ def occlusion(ctx: MethodContext) -> MethodResult:
     variants[np.arange(len(doc_of)), pos_of] = space.pad_id
     n, t = space.ids.shape
     drop = np.zeros((n, t, scores.shape[1]), dtype=np.float64)
-    chunks = list(iter_chunks(len(doc_of), ctx.chunk_size(len(doc_of))))
+    chunks = list(iter_chunks(len(doc_of), ctx.chunk_size(len(doc_of), forward_only=True)))
     with _progress(ctx, len(chunks), "Occlusion") as bar:
         for sl in chunks:
             out = adapter.forward(space.with_ids(adapter, doc_of[sl], variants[sl]))
