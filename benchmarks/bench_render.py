@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eli5_nn  # noqa: E402
 from benchmarks.bench_torch import SIZE, make_model  # noqa: E402
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from benchmarks.timing import best_time  # noqa: E402
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -46,9 +35,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                                                  progress=False, **kw)
 
         expl = compute()
-        floor = _best(compute, 1 if method != "grad-cam" else repeat)
-        unsigned = _best(lambda expl=expl: eli5_nn.format_as_html(expl), repeat)
-        signed = _best(lambda expl=expl: eli5_nn.format_as_html(expl, signed=True), repeat)
+        floor = best_time(compute, 1 if method != "grad-cam" else repeat)
+        unsigned = best_time(lambda expl=expl: eli5_nn.format_as_html(expl), repeat)
+        signed = best_time(lambda expl=expl: eli5_nn.format_as_html(expl, signed=True), repeat)
         for label, ours in (("", unsigned), (" signed", signed)):
             rows.append({
                 "framework": "render",
