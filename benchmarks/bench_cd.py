@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import interleaved  # noqa: E402
 from eli5_nn.decomposition import contextual_decomposition  # noqa: E402
 
 SIZE, GRID = 224, 8
@@ -64,17 +64,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         with torch.no_grad():
             model(batch)
 
-    for _ in range(1):
-        ours()
-        floor()
-    best_ours = best_floor = float("inf")
-    for _ in range(2 if quick else 5):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        floor()
-        t2 = time.perf_counter()
-        best_ours, best_floor = min(best_ours, t1 - t0), min(best_floor, t2 - t1)
+    best_ours, best_floor = interleaved(ours, floor, 2 if quick else 5, warmup=1, min_time=0.0)
     return [{"framework": "torch", "method": "cd (64 patch masks)", "ours_s": best_ours,
              "floor_s": best_floor, "ratio": best_ours / best_floor,
              "note": "VGG-style 224×224; floor: 64 plain forward passes, batched"}]

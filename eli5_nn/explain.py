@@ -22,10 +22,6 @@ from .modalities import text as text_mod
 
 logger = logging.getLogger(__name__)
 
-#: arguments every method understands
-_GENERAL = frozenset(
-    {"targets", "top_targets", "target_names", "image", "batch_size", "counterfactual", "relu"}
-)
 _METHOD_ARGS = ("layer", "baseline", "steps", "samples", "noise", "random_state", "patch_size")
 TOP_REGIONS = 5
 
@@ -491,7 +487,7 @@ def _explain_text(
             a = attribution[r]
             if spec.space == "layer":
                 assert ref is not None
-                cam = a.sum(axis=_row_axis(adapter.layer_channel_axis(ref), a.ndim))
+                cam = _layer_cam(adapter, ref, a)
                 signed = text_mod.resize_1d(cam, length)[keep]
                 shown = np.clip(signed, 0, None) if use_relu else np.abs(signed)
             else:
@@ -600,7 +596,7 @@ def _build(
             a = attribution[r]
             if spec.space == "layer":
                 assert ref is not None
-                cam = a.sum(axis=_row_axis(adapter.layer_channel_axis(ref), a.ndim))
+                cam = _layer_cam(adapter, ref, a)
                 raw = np.clip(cam, 0, None) if use_relu else np.abs(cam)
                 m = image_mod.resize_map(raw, spatial) if raw.ndim == len(spatial) else raw
                 signed_map = cam
@@ -636,6 +632,12 @@ def _build(
             )
         )
     return explanations
+
+
+def _layer_cam(adapter: Adapter, ref: LayerRef, a: np.ndarray) -> np.ndarray:
+    """The signed class activation map of one row of a layer attribution: its
+    channel sum (text: over the temporal map; images: over the spatial map)."""
+    return a.sum(axis=_row_axis(adapter.layer_channel_axis(ref), a.ndim))
 
 
 def _row_axis(channel_axis: int, row_ndim: int) -> int:

@@ -74,6 +74,22 @@ class PreActivation:
     layer: Any
 
 
+@contextmanager
+def _swapped_call(layer: Any, wrapped: Callable[..., Any]) -> Iterator[None]:
+    """``layer.call`` is ``wrapped`` for the ``with`` block, restored on exit (also on
+    error): the instance attribute is put back, or removed if there was none."""
+    had_own = "call" in layer.__dict__
+    original = layer.call
+    object.__setattr__(layer, "call", wrapped)
+    try:
+        yield
+    finally:
+        if had_own:
+            object.__setattr__(layer, "call", original)
+        else:
+            object.__delattr__(layer, "call")
+
+
 def _layer_of(ref: LayerRef) -> Any:
     h = ref.handle
     return h.layer if isinstance(h, PreActivation) else h
@@ -360,7 +376,6 @@ class KerasAdapter:
         layer: Any, pre: bool, pos: int, owner: int, counters: list[int],
         on_output: Callable[[int, int, Tensor], Tensor],
     ) -> Iterator[None]:
-        had_own = "call" in layer.__dict__
         original = layer.call
         activation = getattr(layer, "activation", None) if pre else None
         if pre and activation is None:
@@ -386,18 +401,14 @@ class KerasAdapter:
                 new = activation(new)  # type: ignore[misc]
             return parts[1](new)
 
-        object.__setattr__(layer, "call", wrapped)
-        if pre:
-            object.__setattr__(layer, "activation", identity)
-        try:
-            yield
-        finally:
+        with _swapped_call(layer, wrapped):
             if pre:
-                object.__setattr__(layer, "activation", activation)
-            if had_own:
-                object.__setattr__(layer, "call", original)
-            else:
-                object.__delattr__(layer, "call")
+                object.__setattr__(layer, "activation", identity)
+            try:
+                yield
+            finally:
+                if pre:
+                    object.__setattr__(layer, "activation", activation)
 
     def _replacing(self, replace: Replacement | None, value: Tensor) -> Any:
         """A context in which ``replace``'s layer outputs ``value``."""
@@ -473,7 +484,6 @@ class KerasAdapter:
     def _wrap_attention(
         layer: Any, ref: LayerRef, ask: bool, owner: int, found: list[tuple[LayerRef, Tensor]]
     ) -> Iterator[None]:
-        had_own = "call" in layer.__dict__
         original = layer.call
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -488,14 +498,8 @@ class KerasAdapter:
                 found.append((ref, out[-1]))
             return out
 
-        object.__setattr__(layer, "call", wrapped)
-        try:
+        with _swapped_call(layer, wrapped):
             yield
-        finally:
-            if had_own:
-                object.__setattr__(layer, "call", original)
-            else:
-                object.__delattr__(layer, "call")
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
         return [
