@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import ExplanationError
+from ..layout import Layout
+
 #: A framework tensor (``torch.Tensor``, a TensorFlow tensor, a JAX array...).
 Tensor = Any
 
@@ -191,8 +194,10 @@ class Adapter(Protocol):
     @property
     def ops(self) -> Ops:
         """The framework's array operations."""
-    #: the channel axis of the model's input (with the batch axis)
-    channel_axis: int
+
+    def input_layout(self, x: Tensor) -> Layout:
+        """The layout of the model input ``x`` (dense input: ``"CHW"`` or ``"HWC"``,
+        ``"C"`` for a vector...), as the model states it (e.g. Keras data format)."""
 
     def model_name(self) -> str:
         """A short name for the model (``Explanation.estimator``)."""
@@ -259,13 +264,25 @@ class Adapter(Protocol):
     def find_layer(self, spec: Any) -> LayerRef:
         """Resolve ``layer=`` (name, index or the layer object itself)."""
 
-    def spatial_layers(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...]]]:
-        """Layers whose outputs have channel and spatial/temporal axes, with
-        those output shapes (batch axis dropped), in the order their forward
-        passes end."""
+    def spatial_layers(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...], Layout]]:
+        """Layers whose outputs have channel and spatial/token axes on input ``x``:
+        each with its output's row shape (batch axis dropped, axes as the layer
+        returns them) and :class:`~eli5_nn.layout.Layout`, in the order their
+        forward passes end."""
 
-    def layer_channel_axis(self, layer: LayerRef) -> int:
-        """The channel axis of ``layer``'s output (with the batch axis)."""
+    def layer_layout(self, layer: LayerRef, x: Tensor) -> Layout:
+        """The layout of ``layer``'s output on input ``x``: which axis holds
+        channels, which are spatial or token axes, and for a token sequence that
+        covers an image its prefix tokens and grid. Raises
+        :class:`ExplanationError` naming ``layout=`` where it cannot be stated."""
+
+    def decompose(self, x: Tensor, masks: np.ndarray) -> np.ndarray:
+        """Contextual decomposition: for each row ``i`` of ``x`` (a tensor, or a
+        :class:`ModelInput` whose first positional input is the token ids), the
+        relevant part (C,) of the model's scores when ``masks[i]`` marks the
+        relevant region (numpy: the shape of a row of ``x``, or (T,) for token
+        ids). Returns (N, C) float64. Frameworks without CD raise
+        :class:`ExplanationError` saying which methods to use instead."""
 
     def bias_sites(self) -> list[BiasSite]:
         """Layers with an (effective) per-channel bias, for FullGrad."""
@@ -299,10 +316,6 @@ ACCELERATOR_PASS_BUDGET = 2 << 30
 
 class StopForward(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside a forward pass to end it early (caught by the adapter)."""
-
-
-class ExplanationError(ValueError):
-    """Bad input or arguments; the message says what was expected."""
 
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
