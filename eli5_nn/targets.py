@@ -1,0 +1,317 @@
+"""Targets, class names, probabilities and baselines: parsed once (rank 2).
+
+Used by the pipeline (:mod:`eli5_nn.explain`) and by the metrics, so both
+read ``targets=``, ``target_names=``, the model's outputs and ``baseline=``
+the same way. Framework-free: scores and arrays are numpy.
+
+- :func:`normalise_targets`, :func:`target_index`, :func:`class_index`,
+  :func:`target_resolver`, :func:`target_name`: what to explain;
+- :func:`proba`: probabilities from scores, for an output kind
+  (:data:`OUTPUT_KINDS`);
+- :func:`parse_baseline`, :func:`baseline_batch_shape`, :func:`baseline_array`:
+  what a removed feature becomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attr
+import numpy as np
+
+from .arguments import did_you_mean
+from .errors import Eli5NNTypeError, ExplanationError
+
+#: what a model's outputs are; ``None`` = detect from the values
+OUTPUT_KINDS = ("logits", "probabilities", "multilabel", "regression")
+
+Resolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
+
+
+# -- targets -------------------------------------------------------------------------------
+def normalise_targets(
+    targets: Any, target_names: Any, n_docs: int, single: bool
+) -> list[list[int]] | None:
+    """``None`` (choose from the scores) or one list of class indices per doc.
+
+    ``targets`` is one index or name, a flat list (the same for every doc), or
+    one list per doc; names are looked up in ``target_names``.
+    """
+    if targets is None:
+        return None
+    if isinstance(targets, (int, np.integer, str)) and not isinstance(targets, bool):
+        targets = [targets]
+    if isinstance(targets, np.ndarray):
+        targets = targets.tolist()
+    if not isinstance(targets, (list, tuple)):
+        raise Eli5NNTypeError(
+            f"targets must be a list of class indices, got {type(targets).__name__}"
+        )
+    if len(targets) and all(isinstance(t, (list, tuple, np.ndarray)) for t in targets):
+        if single and len(targets) == 1:
+            nested = [list(targets[0])]
+        elif len(targets) != n_docs:
+            raise ExplanationError(
+                f"targets holds {len(targets)} lists but there are {n_docs} docs; pass one "
+                "list of targets per doc, or one flat list for all docs"
+            )
+        else:
+            nested = [list(t) for t in targets]
+    else:
+        nested = [list(targets)] * n_docs
+    out = []
+    for ts in nested:
+        if not ts:
+            raise ExplanationError(
+                "targets must not be empty; pass None to explain the top class"
+            )
+        out.append([target_index(t, target_names) for t in ts])
+    return out
+
+
+def _name_index(name: Any, target_names: Any) -> int | None:
+    """The class index of ``name`` in ``target_names`` (list or {index: name}), or ``None``."""
+    if isinstance(target_names, Mapping):
+        for k, v in target_names.items():
+            if v == name:
+                return int(k)
+        return None
+    if target_names is not None:
+        names = list(target_names)
+        if name in names:
+            return names.index(name)
+    return None
+
+
+def _unknown_name(name: Any, target_names: Any) -> ExplanationError:
+    hint = ""
+    if isinstance(name, str) and target_names is not None:
+        names = target_names.values() if isinstance(target_names, Mapping) else target_names
+        hint = did_you_mean(name, [str(n) for n in names])
+    return ExplanationError(
+        f"target {name!r} is not a class index nor a name in target_names{hint}; pass an "
+        "index, or target_names= (as given to explain_prediction)"
+    )
+
+
+def target_index(t: Any, target_names: Any) -> int:
+    """The class index of one target: an int as is, a string looked up in ``target_names``."""
+    if isinstance(t, (bool, np.bool_)):
+        raise Eli5NNTypeError(f"targets must be class indices, got {t!r}")
+    if isinstance(t, (int, np.integer)):
+        return int(t)
+    if isinstance(t, str):
+        found = _name_index(t, target_names)
+        if found is None:
+            raise _unknown_name(t, target_names)
+        return found
+    raise Eli5NNTypeError(f"targets must be class indices (int), got {type(t).__name__}")
+
+
+def check_class(c: int, n_classes: int) -> int:
+    """``c`` when it is a class of a model with ``n_classes`` outputs, else an error."""
+    if not 0 <= c < n_classes:
+        raise ExplanationError(
+            f"target {c} is out of range: the model has {n_classes} outputs "
+            f"(classes 0..{n_classes - 1})"
+        )
+    return c
+
+
+def class_index(label: Any, target_names: Any, n_classes: int) -> int:
+    """The class index of ``label`` (an index, or any name in ``target_names``),
+    checked against the model's ``n_classes`` outputs."""
+    if isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_)):
+        return check_class(int(label), n_classes)
+    found = _name_index(label, target_names)
+    if found is None:
+        raise _unknown_name(label, target_names)
+    return check_class(found, n_classes)
+
+
+def target_resolver(per_doc: list[list[int]] | None, top_targets: int | None) -> Resolver:
+    """A function ``(scores of some docs, their doc numbers) -> classes per doc``:
+    the given targets, the ``top_targets`` best classes, or the top class."""
+
+    def resolve(scores: np.ndarray, docs: Sequence[int]) -> list[list[int]]:
+        n_classes = scores.shape[1]
+        out = []
+        for i, d in enumerate(docs):
+            if per_doc is not None:
+                ts = per_doc[d]
+            elif top_targets is not None:
+                if top_targets > n_classes:
+                    raise ExplanationError(
+                        f"top_targets={top_targets} but the model has {n_classes} outputs"
+                    )
+                ts = [int(c) for c in np.argsort(-scores[i], kind="stable")[:top_targets]]
+            else:
+                ts = [int(np.argmax(scores[i]))]
+            out.append([check_class(t, n_classes) for t in ts])
+        return out
+
+    return resolve
+
+
+def target_name(c: int, target_names: Any) -> Any:
+    """What ``TargetExplanation.target`` holds for class ``c``: its name, or ``c``."""
+    if target_names is None:
+        return c
+    if isinstance(target_names, Mapping):
+        return target_names.get(c, c)
+    names = list(target_names)
+    if c >= len(names):
+        raise ExplanationError(
+            f"target_names has {len(names)} names but class {c} was explained"
+        )
+    return names[c]
+
+
+# -- probabilities ---------------------------------------------------------------------------
+def check_output(output: Any) -> str | None:
+    """``output`` when it is ``None`` or one of :data:`OUTPUT_KINDS`."""
+    if output is None or output in OUTPUT_KINDS:
+        return output
+    hint = did_you_mean(output, OUTPUT_KINDS) if isinstance(output, str) else ""
+    raise ExplanationError(
+        f"output must be None (detect) or one of {', '.join(map(repr, OUTPUT_KINDS))}; "
+        f"got {output!r}{hint}"
+    )
+
+
+def _softmax(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(s: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-s))
+
+
+def proba(scores: np.ndarray, output: str | None = None) -> np.ndarray | None:
+    """Probabilities (N, C) from a model's scores (N, C), or ``None`` when the
+    outputs are not class scores.
+
+    ``output``:
+
+    - ``"logits"``: softmax over the classes (a single column has no
+      softmax: ``None``);
+    - ``"probabilities"``: as given;
+    - ``"multilabel"``: a sigmoid per label;
+    - ``"regression"``: ``None``;
+    - ``None`` (detect, decided once for all rows): rows that already are
+      probability distributions (in [0, 1], summing to 1) as given, else the
+      softmax. A single column is kept when it lies in [0, 1], else its
+      sigmoid (a binary classifier's logit).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ExplanationError(f"scores must have shape (N, C), got {s.shape}")
+    kind = check_output(output)
+    if kind == "regression":
+        return None
+    if kind == "probabilities":
+        return s
+    if kind == "multilabel":
+        return _sigmoid(s)
+    if kind == "logits":
+        return None if s.shape[1] == 1 else _softmax(s)
+    in_unit = bool(np.all((s >= 0) & (s <= 1)))
+    if s.shape[1] == 1:
+        return s if in_unit else _sigmoid(s)
+    if in_unit and np.allclose(s.sum(axis=1), 1.0, atol=1e-4):
+        return s
+    return _softmax(s)
+
+
+# -- baselines -------------------------------------------------------------------------------
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Baseline:
+    """A parsed ``baseline=``: ``kind`` is ``"constant"`` (``value``), ``"mean"``
+    (the doc's mean per channel) or ``"array"`` (``array``: a tensor or array,
+    checked by the caller with :func:`baseline_batch_shape`)."""
+
+    kind: str
+    value: float = 0.0
+    array: Any = None
+
+
+def parse_baseline(baseline: Any, *, allow_mean: bool = False) -> Baseline:
+    """Classify ``baseline=``: ``None`` (zeros), a finite number, ``"mean"``
+    (where ``allow_mean``), or anything else as an array or tensor."""
+    if baseline is None:
+        return Baseline("constant", 0.0)
+    if isinstance(baseline, (int, float, np.number)) and not isinstance(baseline, bool):
+        value = float(baseline)
+        if not np.isfinite(value):
+            raise ExplanationError(f"baseline must be finite, got {baseline!r}")
+        return Baseline("constant", value)
+    if isinstance(baseline, str):
+        if allow_mean and baseline == "mean":
+            return Baseline("mean")
+        allowed = "a number, 'mean' or an array" if allow_mean else "a number or an array"
+        raise ExplanationError(f"baseline must be {allowed}, got {baseline!r}")
+    if isinstance(baseline, bool):
+        raise Eli5NNTypeError(f"baseline must be a number or an array, got {baseline!r}")
+    return Baseline("array", array=baseline)
+
+
+def baseline_batch_shape(
+    bshape: tuple[int, ...], shape: tuple[int, ...], *, per_doc: bool = True
+) -> str:
+    """How a baseline of shape ``bshape`` fits inputs of shape ``shape`` (N, ...):
+    ``"per-doc"`` (one per doc: ``bshape == shape``, where ``per_doc``), ``"row"``
+    (one input, batch axis of 1 included), or ``"one"`` (one input, no batch axis)."""
+    if per_doc and tuple(bshape) == tuple(shape):
+        return "per-doc"
+    if tuple(bshape) == (1, *shape[1:]):
+        return "row"
+    if tuple(bshape) == tuple(shape[1:]):
+        return "one"
+    wanted = f"one input of shape {shape[1:]} (or {(1, *shape[1:])})"
+    if per_doc and shape[0] != 1:
+        wanted += f", or one per doc {shape}"
+    raise ExplanationError(f"baseline has shape {tuple(bshape)}; expected a number, {wanted}")
+
+
+def baseline_array(
+    spec: Baseline, x: np.ndarray, channel: int | None = None
+) -> np.ndarray:
+    """The baseline as a numpy array of ``x``'s shape (N, ...), for numpy input ``x``.
+
+    ``channel`` is the channel axis of ``x`` (batch axis included), for ``"mean"``;
+    ``spec.array`` must already be numpy.
+    """
+    shape = x.shape
+    if spec.kind == "constant":
+        return np.full(shape, spec.value)
+    if spec.kind == "mean":
+        axes = tuple(i for i in range(len(shape)) if i != channel)
+        return np.broadcast_to(
+            x.astype(np.float64).mean(axis=axes, keepdims=True), shape
+        ).copy()
+    b = np.asarray(spec.array, dtype=np.float64)
+    fit = baseline_batch_shape(b.shape, shape, per_doc=False)
+    if fit == "one":
+        b = b[None]
+    if not np.all(np.isfinite(b)):
+        raise ExplanationError("baseline contains NaN or infinite values")
+    return np.broadcast_to(b, shape).copy()
+
+
+__all__ = [
+    "OUTPUT_KINDS",
+    "Baseline",
+    "baseline_array",
+    "baseline_batch_shape",
+    "check_class",
+    "check_output",
+    "class_index",
+    "normalise_targets",
+    "parse_baseline",
+    "proba",
+    "target_index",
+    "target_name",
+    "target_resolver",
+]
