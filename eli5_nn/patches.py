@@ -19,7 +19,7 @@ DEFAULT_GRID = 8
 
 
 def _is_positive_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
 
 
 def patch_size(

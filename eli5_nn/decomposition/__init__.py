@@ -5,10 +5,10 @@ part due to a region of the input and the rest; ``hierarchy(model, doc, ...)``
 builds the ACD hierarchy of phrases or image regions.
 """
 
-from ..formatters.hierarchy import Component, Hierarchy, Level
+from ..errors import DecompositionError
+from ..results.hierarchy import Component, Hierarchy, Level
 from .acd import hierarchy
 from .cd import contextual_decomposition
-from .parts import DecompositionError
 
 __all__ = [
     "Component",

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..formatters.hierarchy import Component, Hierarchy, Level
 from ..modalities.image import image_from_input
+from ..patches import DEFAULT_GRID, patch_size
+from ..results.hierarchy import Component, Hierarchy, Level
 from .cd import _model_device, contextual_decomposition
 
 
@@ -105,16 +106,6 @@ def _scorer(model: nn.Module, x: torch.Tensor, target: int, to_mask: Callable[[n
         return np.concatenate(out)
 
     return score
-
-
-def _patch(patch: Any, h: int, w: int) -> tuple[int, int]:
-    if patch is None:
-        return max(1, -(-h // 8)), max(1, -(-w // 8))
-    size = (patch, patch) if isinstance(patch, (int, np.integer)) else tuple(patch)
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-                                 and s >= 1 for s in size):
-        raise ValueError(f"patch must be a positive int or (height, width), got {patch!r}")
-    return int(size[0]), int(size[1])
 
 
 def hierarchy(
@@ -214,7 +205,7 @@ def hierarchy(
     if x.dim() != 4:
         raise ValueError(f"images must have shape (1, C, H, W), got {tuple(x.shape)}")
     _, ch, hh, ww = x.shape
-    ph, pw = _patch(patch, hh, ww)
+    ph, pw = patch_size(patch, (hh, ww), grid=DEFAULT_GRID, name="patch")
     rows, cols = -(-hh // ph), -(-ww // pw)
 
     def to_img_mask(m: np.ndarray) -> torch.Tensor:

@@ -18,10 +18,6 @@ import torch
 Act = Callable[[torch.Tensor], torch.Tensor]
 
 
-class DecompositionError(ValueError):
-    """An operation of the model cannot be decomposed (or the call is malformed)."""
-
-
 @dataclass
 class Parts:
     """An activation split as ``rel + irr`` (same shape, same dtype)."""

@@ -1,83 +1,23 @@
-"""ACD hierarchies (Singh et al., ICLR 2019) as data, and their HTML rendering.
+"""ACD hierarchies (Singh et al., ICLR 2019) as HTML.
 
-The data classes import no deep-learning framework; they are built by
-:func:`eli5_nn.decomposition.hierarchy`. For text the HTML shows one row per
+The data classes (:class:`~eli5_nn.results.Hierarchy`, ``Level``,
+``Component``) live in :mod:`eli5_nn.results` and are re-exported here; they
+are built by :func:`eli5_nn.decomposition.hierarchy`. For text the HTML shows one row per
 level with each component's phrase highlighted by its CD score; for images one
 panel per level with each component drawn over the picture.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 from eli5.formatters.html import format_hsl, weight_color_hsl
 from markupsafe import Markup, escape
 from PIL import Image
 
+from ..errors import Eli5NNTypeError
+from ..results.hierarchy import Component, Hierarchy, Level
 from .colors import format_number
-
-
-@dataclass
-class Component:
-    """A connected group of units (token positions, or patches of the grid) and
-    its CD score: the part of the target's score it explains on its own."""
-
-    units: tuple[int, ...]
-    score: float
-
-
-@dataclass
-class Level:
-    """One step of the agglomeration: the components selected so far."""
-
-    components: list[Component]
-
-
-@dataclass
-class Hierarchy:
-    """An ACD hierarchy for one input and one target.
-
-    ``kind`` is ``"text"`` or ``"image"``. ``unit_scores`` holds the CD score
-    of every unit alone. Text: ``tokens`` are the units' tokens and
-    ``positions`` their positions in the input. Images: ``grid`` is the
-    (rows, cols) block grid, unit ``k`` the block at row ``k // cols``, column
-    ``k % cols``, each ``patch`` (height, width) pixels; ``image`` the picture.
-    ``levels`` run from the first selected units to one component holding
-    everything.
-    """
-
-    kind: str
-    target: Any
-    score: float
-    unit_scores: np.ndarray
-    levels: list[Level]
-    tokens: list[str] = field(default_factory=list)
-    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    grid: tuple[int, int] = (0, 0)
-    patch: tuple[int, int] = (0, 0)
-    image: Image.Image | None = None
-    estimator: str = ""
-
-    def phrases(self, level: int) -> list[tuple[str, float]]:
-        """Text: each component of ``level`` as (phrase, CD score)."""
-        if self.kind != "text":
-            raise ValueError("phrases() applies to text hierarchies")
-        return [(" ".join(self.tokens[u] for u in sorted(c.units)), c.score)
-                for c in self.levels[level].components]
-
-    def label_map(self, level: int) -> np.ndarray:
-        """Images: (rows, cols) grid with the component number (1-based) of each
-        block at ``level``, 0 where nothing is selected yet."""
-        out = np.zeros(self.grid[0] * self.grid[1], dtype=np.int64)
-        for k, c in enumerate(self.levels[level].components, start=1):
-            out[list(c.units)] = k
-        return out.reshape(self.grid)
-
-    def _repr_html_(self) -> str:
-        return format_hierarchy_html(self)
-
+from .datauri import image_data_uri
 
 _STYLE = """<style>
 .eli5-nn-acd table { border-collapse: collapse; }
@@ -140,10 +80,8 @@ def format_hierarchy_html(h: Hierarchy, *, include_styles: bool = True) -> str:
     its CD score (green for the target, red against; unselected tokens grey).
     Images: one panel per level with each component shaded by its score.
     """
-    from .html import image_data_uri
-
     if not isinstance(h, Hierarchy):
-        raise TypeError(f"expected an eli5_nn Hierarchy, got {type(h).__name__}")
+        raise Eli5NNTypeError(f"expected an eli5_nn Hierarchy, got {type(h).__name__}")
     scores = [abs(c.score) for lv in h.levels for c in lv.components]
     scale = max(scores, default=0.0) or 1.0
     head = (f"<h3>ACD hierarchy</h3><p>{escape(h.estimator)}: target "
@@ -166,3 +104,6 @@ def format_hierarchy_html(h: Hierarchy, *, include_styles: bool = True) -> str:
     return str(Markup(
         f'<div class="eli5-nn-acd">{_STYLE if include_styles else ""}{head}{body}</div>'
     ))
+
+
+__all__ = ["Component", "Hierarchy", "Level", "format_hierarchy_html"]

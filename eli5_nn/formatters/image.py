@@ -9,8 +9,8 @@ from typing import Any
 from eli5.base import Explanation
 from PIL import Image, ImageDraw, ImageFont
 
+from ..results import Comparison
 from .colors import ColormapLike, colour_bar
-from .compare import Comparison
 from .views import Grid, Legend, Options, explanations_grid
 
 PAD = 8
@@ -76,9 +76,9 @@ def draw_grid(grid: Grid, *, labels: bool = True, legend: bool = True, min_size:
             draw.text((x, PAD), _fit(draw, title, cw, font), fill=INK, font=font)
     y = PAD + col_h
     for row in grid.rows:
-        if labels and row.label:
-            draw.text((PAD, y), _fit(draw, row.label, width - 2 * PAD, font), fill=INK,
-                      font=font)
+        heading = ": ".join(t for t in (row.label, row.detail) if t)
+        if labels and heading:
+            draw.text((PAD, y), _fit(draw, heading, width - 2 * PAD, font), fill=INK, font=font)
         top = y + head_h
         for j, cell in enumerate(row.cells):
             x = PAD + j * (cw + PAD)
@@ -121,6 +121,7 @@ def format_as_image(
     min_size: int = 128,
     resampling_filter: Any = Image.Resampling.BILINEAR,
     channel_axis: int | None = None,
+    contour: bool | None = None,
 ) -> Image.Image:
     """Draw image explanations: every target as an overlay panel with its label.
 
@@ -150,11 +151,16 @@ def format_as_image(
     labels, legend : bool
         Draw captions (target, score, probability) and the colour bar.
     min_size : int
-        Enlarge small pictures (by a whole factor) to at least this size.
+        Enlarge small pictures (by a whole factor, nearest neighbour) to at
+        least this size before drawing the map on them.
     resampling_filter : PIL filter
         How maps are resized to the picture (eli5's keyword); default bilinear.
     channel_axis : int, optional
         Channel axis of ``attribution`` for signed maps; found automatically.
+    contour : bool, optional
+        Draw the input's strokes over the map (a dark line with a light halo),
+        so the input stays visible where the map is strong. Default: for
+        one-channel (grey) inputs such as digits.
 
     Returns
     -------
@@ -170,11 +176,11 @@ def format_as_image(
         return expl.format_as_image(
             signed=signed, scale=scale, colormap=colormap, alpha_limit=alpha_limit,
             show_original=show_original, labels=labels, legend=legend, min_size=min_size,
-            resampling_filter=resampling_filter, channel_axis=channel_axis)
+            resampling_filter=resampling_filter, channel_axis=channel_axis, contour=contour)
     expls = _as_list(expl)
     opts = Options(signed=signed, scale=scale, colormap=colormap, alpha_limit=alpha_limit,
                    show_original=show_original, resampling_filter=resampling_filter,
-                   channel_axis=channel_axis)
+                   channel_axis=channel_axis, min_size=min_size, contour=contour)
     return draw_grid(explanations_grid(expls, opts), labels=labels, legend=legend,
                      min_size=min_size)
 

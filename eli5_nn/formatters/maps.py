@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..modalities.image import normalise, resize_map
-
-#: names of the colour scales (a positive number is a fixed scale)
-SCALES = ("target", "explanation", "shared")
+from ..results.comparison import SCALES as SCALES
+from ..results.comparison import check_scale
 
 
 @dataclass
@@ -32,24 +31,6 @@ class DisplayMap:
     vmax: float
     raw_peak: float
     signed: bool
-
-
-def check_scale(scale: Any) -> str | float:
-    """Validate ``scale``: one of :data:`SCALES` or a positive finite number."""
-    if isinstance(scale, str):
-        if scale not in SCALES:
-            raise ValueError(
-                f"scale must be one of {', '.join(map(repr, SCALES))} or a positive number, "
-                f"got {scale!r}"
-            )
-        return scale
-    if isinstance(scale, (int, float, np.floating, np.integer)) and not isinstance(scale, bool):
-        value = float(scale)
-        if np.isfinite(value) and value > 0:
-            return value
-    raise ValueError(
-        f"scale must be one of {', '.join(map(repr, SCALES))} or a positive number, got {scale!r}"
-    )
 
 
 def _aspect_ok(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:

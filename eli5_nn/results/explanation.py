@@ -1,0 +1,68 @@
+"""eli5's explanation classes, extended with the raw attribution and its layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from eli5.base import Explanation, TargetExplanation
+from eli5.base_utils import attrs
+
+from ..layout import Layout
+from .display import registered, set_html_formatter
+
+
+@attrs
+class NNTargetExplanation(TargetExplanation):
+    """:class:`eli5.base.TargetExplanation` plus ``attribution`` and its ``layout``.
+
+    ``attribution`` holds the method's raw, signed values in the model's units,
+    with the shape of the attributed tensor without the batch axis (the input
+    for gradient methods, the layer map for CAM methods). ``layout``
+    (:class:`eli5_nn.Layout`) says how the axes of ``attribution`` read:
+    which is channels, which are spatial or token axes and how tokens form a
+    grid; formatters and metrics read it instead of guessing (``None`` on
+    results made before layouts existed). ``heatmap`` is the display map in
+    [0, 1]. ``faithfulness``, when asked for, holds the explanation's scores
+    from :func:`eli5_nn.metrics.faithfulness`
+    (``{"deletion_auc": ..., "insertion_auc": ...}``), else ``None``.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        feature_weights: Any = None,
+        proba: float | None = None,
+        score: float | None = None,
+        weighted_spans: Any = None,
+        heatmap: np.ndarray | None = None,
+        attribution: np.ndarray | None = None,
+        faithfulness: dict[str, float] | None = None,
+        layout: Layout | None = None,
+    ) -> None:
+        super().__init__(target, feature_weights, proba, score, weighted_spans, heatmap)
+        self.attribution = attribution
+        self.faithfulness = faithfulness
+        self.layout = layout
+
+
+class NNExplanation(Explanation):
+    """:class:`eli5.base.Explanation` whose notebook display (``_repr_html_``)
+    is :func:`eli5_nn.format_as_html`: images embedded, every target shown.
+
+    It adds no field, so every eli5 formatter (``format_as_text``,
+    ``format_as_dict``, ``format_as_html``, ``format_as_image``) treats it as
+    an ``Explanation``. The HTML formatter is reached through the hook that
+    :mod:`eli5_nn.formatters` registers (:func:`set_html_formatter`).
+    """
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str | None:
+        """HTML for Jupyter: :func:`eli5_nn.format_as_html` of this explanation
+        (``None``, so Jupyter shows the text form, when no formatter is registered)."""
+        fn = registered("html")
+        return None if fn is None else str(fn(self))
+
+
+__all__ = ["NNExplanation", "NNTargetExplanation", "set_html_formatter"]
