@@ -1,48 +1,94 @@
-"""All of eli5-nn's registrations with eli5's dispatchers, in one place."""
+"""All of eli5-nn's registrations with eli5's dispatchers, in one place.
+
+``eli5.explain_prediction`` is a ``functools.singledispatch`` function. eli5-nn
+registers its handler for two abstract classes, :class:`TorchModule` and
+:class:`KerasModel`, whose ``__subclasshook__`` looks at ``torch.nn.Module``
+and ``keras.Model`` only where torch or Keras is already imported. So
+importing eli5-nn imports no framework, a Keras model reaches eli5-nn's
+handler even when Keras is imported after eli5-nn, and a Keras model on the
+torch backend (also a ``torch.nn.Module``) reaches the Keras handler: the
+abstract class sits next to ``keras.Model`` in its method resolution order,
+before ``torch.nn.Module``.
+
+Where eli5 registered its own Grad-CAM for ``keras.Model`` (Keras imported
+before eli5-nn, or eli5's Keras module loaded later), eli5-nn's handler is
+registered for ``keras.Model`` itself, on top of it.
+"""
 
 from __future__ import annotations
 
+import abc
+import importlib.util
 import sys
 from typing import Any
 
 import eli5
 
+from ._eli5_keras import after_eli5_keras
 from .explain import explain_prediction_nn
 
 _REGISTERED: list[str] = []
 
 
-def register_all() -> list[str]:
-    """Register the handlers for the frameworks that are installed.
+def _imported_class(module: str, path: tuple[str, ...]) -> type | None:
+    """``module.path`` where ``module`` is already imported, else None."""
+    obj: Any = sys.modules.get(module)
+    for name in path:
+        obj = getattr(obj, name, None)
+    return obj if isinstance(obj, type) else None
 
-    Returns the names of the registered model types. Safe to call twice.
-    """
-    if _REGISTERED:
-        return list(_REGISTERED)
+
+class TorchModule(abc.ABC):  # noqa: B024 - a virtual base: only __subclasshook__
+    """Every ``torch.nn.Module``, once torch is imported."""
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> bool:
+        base = _imported_class("torch", ("nn", "Module"))
+        return True if base is not None and issubclass(other, base) else NotImplemented
+
+
+class KerasModel(abc.ABC):  # noqa: B024 - a virtual base: only __subclasshook__
+    """Every ``keras.Model``, once Keras is imported."""
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> bool:
+        base = _imported_class("keras", ("Model",))
+        return True if base is not None and issubclass(other, base) else NotImplemented
+
+
+def _explain(model: Any, doc: Any, **kwargs: Any) -> Any:
+    return explain_prediction_nn(model, doc, **kwargs)
+
+
+def _installed(name: str) -> bool:
     try:
-        import torch
-    except ImportError:
-        torch = None  # type: ignore[assignment]
-    if torch is not None:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
-        @eli5.explain_prediction.register(torch.nn.Module)
-        def _explain_torch(model: Any, doc: Any, **kwargs: Any) -> Any:
-            return explain_prediction_nn(model, doc, **kwargs)
 
-        _REGISTERED.append("torch.nn.Module")
-    # eli5 0.16 imports Keras itself when it is installed and registers its own
-    # Grad-CAM for keras.Model; this registration replaces it. Keras is only
-    # used when already imported, so importing eli5_nn never starts a backend.
-    keras = sys.modules.get("keras")
-    keras_model = getattr(keras, "Model", None) if keras is not None else None
-    if isinstance(keras_model, type):
+def _register_over_eli5_keras() -> None:
+    """Register for ``keras.Model`` itself where eli5's Keras Grad-CAM is registered."""
+    model = _imported_class("keras", ("Model",))
+    if model is not None and eli5.explain_prediction.dispatch(model) is not _explain:
+        eli5.explain_prediction.register(model)(_explain)
 
-        @eli5.explain_prediction.register(keras_model)
-        def _explain_keras(model: Any, doc: Any, **kwargs: Any) -> Any:
-            return explain_prediction_nn(model, doc, **kwargs)
 
-        _REGISTERED.append("keras.Model")
-    _show_every_target()
+def register_all() -> list[str]:
+    """Register the handlers; returns the model types of the installed frameworks.
+
+    Safe to call twice. Imports no framework.
+    """
+    if not _REGISTERED:
+        eli5.explain_prediction.register(TorchModule)(_explain)
+        eli5.explain_prediction.register(KerasModel)(_explain)
+        after_eli5_keras(_register_over_eli5_keras)
+        _show_every_target()
+        if _installed("torch"):
+            _REGISTERED.append("torch.nn.Module")
+        if _installed("keras"):
+            _REGISTERED.append("keras.Model")
+    _register_over_eli5_keras()
     return list(_REGISTERED)
 
 
