@@ -82,7 +82,7 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _RunCallbacks(spec.loader)  # type: ignore[arg-type]
+            spec.loader = _RunCallbacks(spec.loader)
         return spec
 
 
