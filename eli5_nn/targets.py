@@ -32,11 +32,12 @@ Resolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
 # -- targets -------------------------------------------------------------------------------
 def normalise_targets(
     targets: Any, target_names: Any, n_docs: int, single: bool
-) -> list[list[int]] | None:
-    """``None`` (choose from the scores) or one list of class indices per doc.
+) -> list[list[int] | None] | None:
+    """``None`` (choose from the scores) or, per doc, a list of class indices
+    or ``None`` (that doc's default: its top class, or ``top_targets`` best).
 
     ``targets`` is one index or name, a flat list (the same for every doc), or
-    one list per doc; names are looked up in ``target_names``.
+    one list (or ``None``) per doc; names are looked up in ``target_names``.
     """
     if targets is None:
         return None
@@ -48,21 +49,23 @@ def normalise_targets(
         raise Eli5NNTypeError(
             f"targets must be a list of class indices, got {type(targets).__name__}"
         )
-    if len(targets) and all(isinstance(t, (list, tuple, np.ndarray)) for t in targets):
-        if single and len(targets) == 1:
-            nested = [list(targets[0])]
-        elif len(targets) != n_docs:
+    nested: list[Any]
+    if len(targets) and all(t is None or isinstance(t, (list, tuple, np.ndarray))
+                            for t in targets):
+        if len(targets) != n_docs and not (single and len(targets) == 1):
             raise ExplanationError(
                 f"targets holds {len(targets)} lists but there are {n_docs} docs; pass one "
-                "list of targets per doc, or one flat list for all docs"
+                "list of targets per doc (None: its default), or one flat list for all docs"
             )
-        else:
-            nested = [list(t) for t in targets]
+        nested = list(targets)
     else:
-        nested = [list(targets)] * n_docs
-    out = []
+        nested = [targets] * n_docs
+    out: list[list[int] | None] = []
     for ts in nested:
-        if not ts:
+        if ts is None:
+            out.append(None)
+            continue
+        if not len(ts):
             raise ExplanationError(
                 "targets must not be empty; pass None to explain the top class"
             )
@@ -130,16 +133,19 @@ def class_index(label: Any, target_names: Any, n_classes: int) -> int:
     return check_class(found, n_classes)
 
 
-def target_resolver(per_doc: list[list[int]] | None, top_targets: int | None) -> Resolver:
+def target_resolver(
+    per_doc: Sequence[list[int] | None] | None, top_targets: int | None
+) -> Resolver:
     """A function ``(scores of some docs, their doc numbers) -> classes per doc``:
-    the given targets, the ``top_targets`` best classes, or the top class."""
+    the given targets, else the ``top_targets`` best classes, else the top class."""
 
     def resolve(scores: np.ndarray, docs: Sequence[int]) -> list[list[int]]:
         n_classes = scores.shape[1]
         out = []
         for i, d in enumerate(docs):
-            if per_doc is not None:
-                ts = per_doc[d]
+            given = per_doc[d] if per_doc is not None else None
+            if given is not None:
+                ts = given
             elif top_targets is not None:
                 if top_targets > n_classes:
                     raise ExplanationError(

@@ -60,6 +60,8 @@ def test_targets_flat_nested_and_named():
     assert targets.normalise_targets(["eel", 0], names, 1, True) == [[2, 0]]
     assert targets.normalise_targets([[0], [1, 2]], None, 2, False) == [[0], [1, 2]]
     assert targets.normalise_targets(["dog"], {0: "cat", 1: "dog"}, 1, True) == [[1]]
+    assert targets.normalise_targets([[1], None], None, 2, False) == [[1], None]
+    assert targets.normalise_targets([None], None, 1, True) == [None]
     with pytest.raises(ValueError, match="one list of targets per doc"):
         targets.normalise_targets([[0], [1]], None, 3, False)
     with pytest.raises(ValueError, match=r"did you mean 'dog'"):
@@ -73,6 +75,8 @@ def test_resolver_and_class_index():
     assert targets.target_resolver(None, None)(scores, [0, 1]) == [[1], [0]]
     assert targets.target_resolver(None, 2)(scores, [0, 1]) == [[1, 2], [0, 2]]
     assert targets.target_resolver([[2], [0]], None)(scores[1:], [1]) == [[0]]
+    assert targets.target_resolver([None, [2]], None)(scores, [0, 1]) == [[1], [2]]
+    assert targets.target_resolver([None, [2]], 2)(scores, [0, 1]) == [[1, 2], [2]]
     with pytest.raises(ValueError, match="target 5 is out of range.*3 outputs"):
         targets.target_resolver([[5]], None)(scores[:1], [0])
     with pytest.raises(ValueError, match="top_targets=4"):

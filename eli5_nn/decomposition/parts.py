@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import DecompositionError as DecompositionError  # re-export: old path
+
 Act = Callable[[torch.Tensor], torch.Tensor]
 
 

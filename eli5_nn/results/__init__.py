@@ -12,7 +12,7 @@ the formatters through the hooks in :mod:`eli5_nn.results.display`.
 
 from .comparison import SCALES, Comparison, check_scale
 from .display import set_html_formatter
-from .explanation import NNExplanation, NNTargetExplanation
+from .explanation import Lazy, NNExplanation, NNTargetExplanation
 from .hierarchy import Component, Hierarchy, Level
 from .metrics import DeletionInsertion, RandomizationCheck
 
@@ -22,6 +22,7 @@ __all__ = [
     "Component",
     "DeletionInsertion",
     "Hierarchy",
+    "Lazy",
     "Level",
     "NNExplanation",
     "NNTargetExplanation",

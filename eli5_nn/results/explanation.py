@@ -1,7 +1,13 @@
-"""eli5's explanation classes, extended with the raw attribution and its layout."""
+"""eli5's explanation classes, extended with the raw attribution and its layout.
+
+Two fields that cost time to build and are often never read can be given as
+:class:`Lazy` values, computed on first access: ``NNTargetExplanation.feature_weights``
+(image region sums) and ``NNExplanation.image`` (the picture of the input).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +16,39 @@ from eli5.base_utils import attrs
 
 from ..layout import Layout
 from .display import registered, set_html_formatter
+
+
+class Lazy:
+    """A field value computed by ``fn()`` the first time the field is read, then stored.
+
+    Pass it for ``NNTargetExplanation.feature_weights`` or ``NNExplanation.image``.
+    Comparing, printing, pickling or formatting a result reads (so computes) it.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.fn!r})"
+
+
+def _lazy_field(cls: type, name: str, slot: Any) -> None:
+    """Make field ``name`` of ``cls`` (stored in the slot descriptor ``slot``)
+    evaluate a :class:`Lazy` value on first read."""
+
+    def get(self: Any) -> Any:
+        value = slot.__get__(self, type(self))
+        if isinstance(value, Lazy):
+            value = value.fn()
+            slot.__set__(self, value)
+        return value
+
+    def put(self: Any, value: Any) -> None:
+        slot.__set__(self, value)
+
+    setattr(cls, name, property(get, put, doc=f"``{name}`` (computed on first read if lazy)"))
 
 
 @attrs
@@ -65,4 +104,8 @@ class NNExplanation(Explanation):
         return None if fn is None else str(fn(self))
 
 
-__all__ = ["NNExplanation", "NNTargetExplanation", "set_html_formatter"]
+_lazy_field(NNTargetExplanation, "feature_weights", vars(NNTargetExplanation)["feature_weights"])
+_lazy_field(NNExplanation, "image", vars(Explanation)["image"])
+
+
+__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "set_html_formatter"]

@@ -1,0 +1,99 @@
+"""The result classes (eli5_nn.results): data only, eli5-compatible, displayed through hooks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import eli5
+import numpy as np
+import pytest
+from eli5.base import FeatureWeight, FeatureWeights
+from eli5.formatters import format_as_dict, format_as_html, format_as_text
+
+import eli5_nn
+from eli5_nn import results
+from eli5_nn.layout import Layout
+from eli5_nn.results import Lazy, NNExplanation, NNTargetExplanation, display
+
+
+def _target(**kw):
+    return NNTargetExplanation(target="cat", score=1.0, proba=0.5,
+                               heatmap=np.ones((2, 2)), attribution=np.ones((3, 2, 2)),
+                               layout=Layout("CHW"), **kw)
+
+
+def test_old_paths_are_the_same_classes():
+    from eli5_nn.base import NNTargetExplanation as from_base
+    from eli5_nn.decomposition import Hierarchy
+    from eli5_nn.formatters import Comparison, NNExplanation as from_formatters
+    from eli5_nn.formatters.explanation import NNExplanation as from_explanation
+
+    assert from_base is NNTargetExplanation is eli5_nn.NNTargetExplanation
+    assert from_formatters is from_explanation is NNExplanation is eli5_nn.NNExplanation
+    assert Comparison is results.Comparison is eli5_nn.Comparison
+    assert Hierarchy is results.Hierarchy
+
+
+def test_eli5_formatters_accept_the_results():
+    fw = FeatureWeights(pos=[FeatureWeight("top left", 0.5)], neg=[])
+    expl = NNExplanation(estimator="Net", method="m", targets=[_target(feature_weights=fw)])
+    d = format_as_dict(expl)
+    json.dumps(d, default=str)
+    assert d["targets"][0]["target"] == "cat"
+    assert "cat" in format_as_text(expl)
+    assert "cat" in format_as_html(expl)
+
+
+def test_layout_is_a_field_and_defaults_to_none():
+    t = _target()
+    assert t.layout == Layout("CHW")
+    assert NNTargetExplanation(target=0).layout is None
+    back = pickle.loads(pickle.dumps(t))
+    assert back.layout == t.layout
+    np.testing.assert_array_equal(back.attribution, t.attribution)
+
+
+def test_lazy_fields_are_computed_once_on_first_read():
+    calls = []
+
+    def weights():
+        calls.append(1)
+        return FeatureWeights(pos=[FeatureWeight("region", 1.0)], neg=[])
+
+    t = _target(feature_weights=Lazy(weights))
+    assert calls == []
+    assert t.feature_weights.pos[0].feature == "region"
+    assert t.feature_weights.pos[0].feature == "region"
+    assert calls == [1]
+    expl = NNExplanation(estimator="Net", targets=[t], image=Lazy(lambda: "picture"))
+    assert expl.image == "picture"
+    t2 = _target(feature_weights=Lazy(weights))
+    assert pickle.loads(pickle.dumps(t2)).feature_weights is not None
+
+
+def test_repr_html_goes_through_the_registered_hook(monkeypatch):
+    expl = NNExplanation(estimator="Net", targets=[_target()])
+    monkeypatch.setitem(display._HOOKS, "html", lambda e: f"<p>{e.estimator}</p>")
+    assert expl._repr_html_() == "<p>Net</p>"
+    monkeypatch.delitem(display._HOOKS, "html")
+    assert expl._repr_html_() is None
+    comparison = results.Comparison([expl], ["m"])
+    assert comparison._repr_html_() is None
+    with pytest.raises(eli5_nn.errors.Eli5NNError, match="import eli5_nn.formatters"):
+        comparison.format_as_html()
+
+
+def test_formatters_register_their_hooks():
+    import eli5_nn.formatters as f
+
+    assert display.registered("html") is f.format_as_html
+    assert display.registered("comparison_image") is f.comparison_image
+    assert display.registered("hierarchy_html") is f.format_hierarchy_html
+
+
+def test_comparison_checks_its_data():
+    with pytest.raises(ValueError, match="one name per explanation"):
+        results.Comparison([], [])
+    with pytest.raises(ValueError, match="scale must be one of"):
+        results.Comparison([eli5.base.Explanation(estimator="x")], ["m"], scale="loud")
