@@ -26,7 +26,8 @@ def _target(**kw):
 def test_old_paths_are_the_same_classes():
     from eli5_nn.base import NNTargetExplanation as from_base
     from eli5_nn.decomposition import Hierarchy
-    from eli5_nn.formatters import Comparison, NNExplanation as from_formatters
+    from eli5_nn.formatters import Comparison
+    from eli5_nn.formatters import NNExplanation as from_formatters
     from eli5_nn.formatters.explanation import NNExplanation as from_explanation
 
     assert from_base is NNTargetExplanation is eli5_nn.NNTargetExplanation
