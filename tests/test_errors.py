@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import eli5_nn
 from eli5_nn import explain_prediction_nn as explain
@@ -133,3 +134,91 @@ def test_argument_for_another_method_warns(model):
 def test_non_model_is_refused():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         explain(object(), np.zeros((1, 3)))
+
+
+# -- errors that help (issue 15) ------------------------------------------------------------
+def test_unknown_keyword_names_explain_prediction_and_lists_the_arguments(model):
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(TypeError, match=r"explain_prediction\(\) got unexpected keyword "
+                       r"argument 'methd' \(did you mean 'method'\?\)\. Valid arguments are: "
+                       r".*quadrature.*steps"):
+        explain(model, x, methd="gradient")
+    with pytest.raises(TypeError, match=r"explain_predictions\(\) .*'stpes'"):
+        eli5_nn.explain_predictions(model, x, method="integrated-gradients", stpes=3)
+
+
+@pytest.mark.parametrize("name", ["Grad-CAM", "grad_cam", "GradCAM", "GRAD CAM"])
+def test_method_names_ignore_case_and_separators(model, name):
+    x = torch.rand(1, 3, 8, 8)
+    e = explain(model, x, method=name)
+    assert e.method == "Grad-CAM"
+    np.testing.assert_array_equal(e.targets[0].attribution,
+                                  explain(model, x).targets[0].attribution)
+
+
+def test_misspelt_method_gets_did_you_mean(model):
+    with pytest.raises(ValueError, match=r"unknown method 'integrated-gradient' \(did you mean "
+                       r"'integrated-gradients'\?\); valid methods are"):
+        explain(model, torch.rand(1, 3, 8, 8), method="integrated-gradient")
+
+
+@pytest.mark.parametrize("to", ["numpy", "torch"])
+def test_channels_last_input_to_a_channels_first_model_suggests_the_transpose(model, to):
+    x = torch.rand(1, 8, 8, 3)
+    doc = x.numpy() if to == "numpy" else x
+    for method in ("grad-cam", "gradient"):
+        with pytest.raises(ValueError, match=r"looks channels last.*np\.transpose\(x, "
+                           r"\(0, 3, 1, 2\)\) \(torch: x\.permute\(0, 3, 1, 2\)\)"):
+            explain(model, doc, method=method)
+
+
+def test_wrong_shape_that_no_transpose_fixes_gets_no_transpose_hint(model):
+    with pytest.raises(ValueError, match="could not run") as err:
+        explain(model, torch.rand(1, 8, 8, 5))
+    assert "transpose" not in str(err.value)
+
+
+def test_pil_image_as_doc_is_converted_and_drawn_on(model):
+    rgb = Image.fromarray((np.arange(8 * 8 * 3) % 256).astype(np.uint8).reshape(8, 8, 3))
+    e = explain(model, rgb, method="gradient")
+    assert "PIL image" in e.description and "RGB values in [0, 1]" in e.description
+    assert "(1, 3, 8, 8) (NCHW)" in e.description
+    assert e.image.size == (8, 8) and e.image.getpixel((1, 0)) == rgb.getpixel((1, 0))
+    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    np.testing.assert_allclose(e.targets[0].attribution,
+                               explain(model, x, method="gradient").targets[0].attribution,
+                               rtol=1e-6)
+    mine = Image.new("RGB", (32, 32))
+    assert explain(model, rgb, image=mine).image.size == (32, 32)  # image= wins
+
+
+def test_grayscale_pil_image_and_a_list_of_them():
+    torch.manual_seed(0)
+    gray_model = models.plain_cnn(channels=1).eval()
+    pics = [Image.new("L", (8, 8), v) for v in (0, 128, 255)]
+    many = eli5_nn.explain_predictions(gray_model, pics, method="gradient")
+    assert len(many) == 3 and all(e.image.mode == "L" for e in many)
+    assert "L values in [0, 1] of shape (3, 1, 8, 8)" in many[0].description
+    assert many[2].image.getpixel((0, 0)) == 255
+    # an RGB picture for a one-channel model: converted to grayscale
+    assert "L values" in explain(gray_model, Image.new("RGB", (8, 8))).description
+
+
+def test_pil_image_the_model_cannot_take_says_how_to_convert():
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2)).eval()
+    with pytest.raises(ValueError, match=r"doc is a PIL image \(RGB, 16×16\).*Convert it as "
+                       r"the model expects.*transpose\(2, 0, 1\)\[None\].*image=img"):
+        explain(mlp, Image.new("RGB", (16, 16)), method="gradient")
+    with pytest.raises(ValueError, match="different sizes"):
+        eli5_nn.explain_predictions(mlp, [Image.new("RGB", (8, 8)), Image.new("RGB", (9, 8))])
+
+
+def test_readme_batched_example_with_a_none_target(model):
+    xs = torch.rand(3, 3, 8, 8)
+    expls = eli5_nn.explain_predictions(model, xs, method="smoothgrad", samples=3,
+                                        random_state=0, targets=[[1], [2, 4], None])
+    assert [[t.target for t in e.targets] for e in expls][:2] == [[1], [2, 4]]
+    with torch.no_grad():
+        top = int(model(xs[2:3]).argmax())
+    assert [t.target for t in expls[2].targets] == [top]

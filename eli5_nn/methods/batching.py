@@ -1,13 +1,17 @@
 """Batched passes, written once for every method.
 
-Two schedules cover all methods:
+Three schedules cover all methods:
 
 * :func:`gradient_pass` - one forward pass per chunk of docs and one backward
   round per target position (several targets of a doc cost one forward pass);
 * :func:`integrate` - a weighted sum of input gradients over samples of each
   (doc, class) row (SmoothGrad's noise, Integrated Gradients' path), with the
   (row, sample) units chunked to ``batch_size`` so memory depends on the
-  chunk, not on the number of steps. The weights travel in the cotangent.
+  chunk, not on the number of steps. The weights travel in the cotangent;
+* :func:`chunked_map` - any per-unit computation without a graph (occlusion
+  variants, contextual decomposition of regions), chunked to the memory budget.
+
+All three show the public progress bar (``progress=``) through :func:`progress_bar`.
 """
 
 from __future__ import annotations
@@ -25,9 +29,27 @@ from .context import MethodContext, Rows
 PROGRESS_MIN_PASSES = 8
 
 
-def _progress(ctx: MethodContext, total: int, desc: str) -> tqdm:
+def progress_bar(ctx: MethodContext, total: int, desc: str) -> tqdm:
+    """The progress bar of a call taking ``total`` passes: shown when ``progress=True``,
+    or (``progress=None``) when there are at least :data:`PROGRESS_MIN_PASSES`."""
     show = ctx.progress if ctx.progress is not None else total >= PROGRESS_MIN_PASSES
     return tqdm(total=total, desc=desc, disable=not show, leave=False)
+
+
+def chunked_map(
+    ctx: MethodContext, n_units: int, fn: Callable[[slice], np.ndarray], desc: str,
+    *, forward_only: bool = True,
+) -> np.ndarray:
+    """``fn(chunk)`` for chunks of ``range(n_units)`` (numpy results, first axis one
+    row per unit), concatenated; chunks sized by ``batch_size`` or the memory
+    budget of a pass (``forward_only``: a pass without a graph)."""
+    chunks = list(iter_chunks(n_units, ctx.chunk_size(n_units, forward_only=forward_only)))
+    parts = []
+    with progress_bar(ctx, len(chunks), desc) as bar:
+        for sl in chunks:
+            parts.append(np.asarray(fn(sl)))
+            bar.update(1)
+    return np.concatenate(parts, axis=0)
 
 
 def _assemble(ctx: MethodContext, pieces: list[tuple[np.ndarray, Tensor]]) -> Tensor:
@@ -90,7 +112,7 @@ def gradient_pass(
     grad_pieces: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = {}
     chunk_targets: list[list[int]] = []
     chunks = list(iter_chunks(n, size))
-    with _progress(ctx, len(chunks), "explaining") as bar:
+    with progress_bar(ctx, len(chunks), "explaining") as bar:
         for sl in chunks:
             docs = list(range(sl.start, sl.stop))
 
@@ -138,22 +160,17 @@ def gradient_pass(
     )
 
 
-def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
-    """Scores of the docs (chunked, no graph) and the rows to explain."""
-    n = ctx.n_docs
-    size = ctx.chunk_size(n, forward_only=True)
-    parts = [ctx.forward(ctx.x[sl], np.arange(sl.start, sl.stop)) for sl in iter_chunks(n, size)]
-    scores = np.concatenate(parts, axis=0)
-    return scores, Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
-
-
 def forward_inputs(ctx: MethodContext, x: Tensor, docs: np.ndarray) -> np.ndarray:
     """Scores of input rows ``x`` coming from docs ``docs`` (chunked, no graph)."""
     n = ctx.adapter.ops.shape(x)[0]
-    size = ctx.chunk_size(n, forward_only=True)
-    return np.concatenate(
-        [ctx.forward(x[sl], docs[sl]) for sl in iter_chunks(n, size)], axis=0
-    )
+    return chunked_map(ctx, n, lambda sl: ctx.forward(x[sl], docs[sl]), "scores")
+
+
+def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
+    """Scores of the docs (chunked, no graph) and the rows to explain."""
+    n = ctx.n_docs
+    scores = forward_inputs(ctx, ctx.x, np.arange(n))
+    return scores, Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
 
 
 SampleFn = Callable[[np.ndarray, np.ndarray], Tensor]
@@ -178,7 +195,7 @@ def integrate(
     ops = ctx.adapter.ops
     acc: list[Tensor | None] = [None] * n_rows
     chunks = list(iter_chunks(units, size))
-    with _progress(ctx, len(chunks), desc) as bar:
+    with progress_bar(ctx, len(chunks), desc) as bar:
         for sl in chunks:
             u = np.arange(sl.start, sl.stop)
             r_u, s_u = u // n_samples, u % n_samples

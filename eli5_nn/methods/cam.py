@@ -1,9 +1,11 @@
 """Class activation maps: Grad-CAM and Grad-CAM++.
 
 Both weight the channels of a layer's output ``A`` (channels ``k``) by
-statistics of the gradient ``G = dy_c / dA`` and return the signed per-channel
-map ``w_k * A_k`` as attribution; the heatmap is ``ReLU(sum_k w_k A_k)``
-resized to the input. Only the channel weights differ, so each variant is one
+statistics of the gradient ``G = dy_c / dA`` over the map axes (which axes
+those are is the layer's layout; prefix tokens such as a class token are left
+out) and return the signed per-channel map
+``w_k * A_k`` as attribution; the heatmap is ``ReLU(sum_k w_k A_k)`` resized
+to the input. Only the channel weights differ, so each variant is one
 small function.
 """
 
@@ -11,17 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..adapters.base import ExplanationError, Ops, Tensor
+import numpy as np
+
+from ..adapters.base import Ops, Tensor
+from ..errors import ExplanationError
 from .batching import gradient_pass
 from .context import MethodContext, MethodResult
 from .registry import register
 
 WeightFn = Callable[[Ops, Tensor, Tensor, tuple[int, ...]], Tensor]
-
-
-def _spatial_axes(ndim: int, channel_axis: int) -> tuple[int, ...]:
-    ch = channel_axis % ndim
-    return tuple(i for i in range(1, ndim) if i != ch)
 
 
 def _cam(ctx: MethodContext, weights: WeightFn) -> MethodResult:
@@ -43,8 +43,16 @@ def _cam(ctx: MethodContext, weights: WeightFn) -> MethodResult:
             "or temporal axes; CAM methods need a convolutional or recurrent map. Choose such "
             "a layer, or use a gradient method (method='gradient' or 'integrated-gradients')."
         )
-    spatial = _spatial_axes(ndim, ctx.adapter.layer_channel_axis(layer))
-    w = weights(ctx.adapter.ops, a, g, spatial)
+    layout = ctx.layout_of(layer)
+    layout.check(ctx.adapter.ops.shape(a)[1:], f"the output of layer {layer.name!r}")
+    spatial = tuple(i + 1 for i in layout.map_axes)  # batch axis first
+    ops = ctx.adapter.ops
+    if layout.prefix_tokens:  # class / register tokens are not part of the map
+        axis = layout.axes.index("T") + 1
+        keep = np.arange(layout.prefix_tokens, ops.shape(a)[axis])
+        w = weights(ops, ops.take(a, keep, axis=axis), ops.take(g, keep, axis=axis), spatial)
+    else:
+        w = weights(ops, a, g, spatial)
     return MethodResult(scores=res.scores, rows=res.rows, attribution=w * a)
 
 
@@ -66,13 +74,13 @@ def grad_cam_pp_weights(ops: Ops, a: Tensor, g: Tensor, spatial: tuple[int, ...]
     return ops.sum(alpha * ops.relu(g), axis=spatial, keepdims=True)
 
 
-@register("grad-cam", "Grad-CAM", space="layer", params=("layer", "relu"), text="layer")
+@register("grad-cam", "Grad-CAM", space="layer", params=("layer",), text="layer")
 def grad_cam(ctx: MethodContext) -> MethodResult:
     """Grad-CAM: channels weighted by their spatially averaged gradient."""
     return _cam(ctx, grad_cam_weights)
 
 
-@register("grad-cam++", "Grad-CAM++", space="layer", params=("layer", "relu"), text="layer")
+@register("grad-cam++", "Grad-CAM++", space="layer", params=("layer",), text="layer")
 def grad_cam_pp(ctx: MethodContext) -> MethodResult:
     """Grad-CAM++: channels weighted by positive gradients with pixel-wise alphas."""
     return _cam(ctx, grad_cam_pp_weights)

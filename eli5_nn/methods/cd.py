@@ -1,4 +1,4 @@
-"""Contextual decomposition as an explanation method (PyTorch models).
+"""Contextual decomposition as an explanation method.
 
 Each token (text) or each block of a grid over the input (images; block size
 ``patch_size``) is decomposed on its own: its score is the relevant part of
@@ -7,65 +7,71 @@ the target's output when that unit is the relevant region (Murdoch et al.
 output; the units' scores need not add up to it (CD is not additive across
 regions), so the description reports their sum beside the score.
 
-The arithmetic lives in :mod:`eli5_nn.decomposition` (imported on use, so this
-module stays free of any framework).
+The decomposition itself is the adapter's (:meth:`Adapter.decompose`;
+PyTorch models only); this module only builds the masks, from the input's
+layout and the shared patch grid (:mod:`eli5_nn.patches`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from ..adapters.base import ExplanationError, ModelInput, iter_chunks
-from .batching import _progress, forward_rows
+from ..adapters.base import ModelInput
+from ..errors import ExplanationError
+from ..patches import DEFAULT_GRID, block_ids, patch_size
+from .batching import chunked_map, forward_rows
 from .context import MethodContext, MethodResult
 from .registry import register
 
-GRID = 8
 
-
-def _model(ctx: MethodContext) -> Any:
-    if ctx.adapter.framework != "torch":
+def _text(ctx: MethodContext, scores: np.ndarray) -> np.ndarray:
+    """(N, T, C): the CD score of every real token of every doc."""
+    space = ctx.space
+    assert space is not None
+    if isinstance(space.inputs, ModelInput) and (
+        space.inputs.keys is not None or space.inputs.token != 0
+    ):
         raise ExplanationError(
-            "method 'cd' (contextual decomposition) is implemented for PyTorch models only; "
-            f"this is a {ctx.adapter.framework} model. Use e.g. 'integrated-gradients' or "
-            "'occlusion' instead."
+            "method 'cd' supports text models whose first positional input is the "
+            "token ids (extra inputs after it); pass a tuple (ids, ...)"
         )
-    model = getattr(ctx.adapter, "model", None)  # the torch adapter keeps the module
-    return model
+    doc_of, pos_of = np.nonzero(space.real)
+    n, t = space.ids.shape
+    masks = np.zeros((len(doc_of), t), dtype=np.float32)
+    masks[np.arange(len(doc_of)), pos_of] = 1.0
+
+    def decompose(sl: slice) -> np.ndarray:
+        return ctx.adapter.decompose(space.model_input(ctx.adapter, doc_of[sl]), masks[sl])
+
+    out = np.zeros((n, t, scores.shape[1]))
+    if len(doc_of):
+        out[doc_of, pos_of] = chunked_map(ctx, len(doc_of), decompose, "CD", forward_only=False)
+    return out
 
 
-def _patch(patch: Any, spatial: tuple[int, ...]) -> tuple[int, ...]:
-    if patch is None:
-        return tuple(max(1, -(-s // GRID)) for s in spatial)
-    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
-        size: tuple[Any, ...] = (int(patch),) * len(spatial)
-    elif isinstance(patch, (tuple, list)) and len(patch) == len(spatial):
-        size = tuple(patch)
-    else:
-        raise ValueError(
-            f"patch_size must be a positive int or a tuple of {len(spatial)} ints (one per "
-            f"spatial axis of the input {spatial}), got {patch!r}"
-        )
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
-               for s in size):
-        raise ValueError(f"patch_size must hold positive integers, got {patch!r}")
-    return tuple(int(s) for s in size)
+def _image(ctx: MethodContext, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(N, B, C) CD scores of the B blocks, the block of every map cell, and the
+    block size; blocks cover the map axes of the input's layout."""
+    layout = ctx.input_layout()
+    row_shape = ctx.adapter.ops.shape(ctx.x)[1:]
+    map_axes = layout.map_axes or tuple(range(len(row_shape)))
+    map_shape = tuple(row_shape[i] for i in map_axes)
+    patch = patch_size(ctx.params.get("patch_size"), map_shape, grid=DEFAULT_GRID)
+    blocks = block_ids(map_shape, patch)
+    n_blocks = int(blocks.max()) + 1
+    n = ctx.n_docs
+    doc_of, blk_of = np.repeat(np.arange(n), n_blocks), np.tile(np.arange(n_blocks), n)
+    # a block's mask on a row: its cells, on every channel
+    ch = layout.channel_axis if layout.map_axes else None
+    expand = (lambda m: m) if ch is None else (lambda m: np.expand_dims(m, ch + 1))
 
+    def decompose(sl: slice) -> np.ndarray:
+        cells = (blocks[None] == blk_of[sl].reshape(-1, *([1] * len(map_shape))))
+        masks = np.broadcast_to(expand(cells), (len(cells), *row_shape)).astype(np.float32)
+        return ctx.adapter.decompose(ctx.adapter.ops.take(ctx.x, doc_of[sl]), masks)
 
-def _blocks(spatial: tuple[int, ...], patch: tuple[int, ...]) -> np.ndarray:
-    """The block number of every spatial cell (row-major over the block grid)."""
-    grids = [(np.arange(s) // p) for s, p in zip(spatial, patch, strict=True)]
-    counts = [-(-s // p) for s, p in zip(spatial, patch, strict=True)]
-    ids = np.zeros(spatial, dtype=np.int64)
-    for axis, (g, n_after) in enumerate(zip(grids, [int(np.prod(counts[i + 1:]))
-                                                      for i in range(len(counts))],
-                                            strict=True)):
-        shape = [1] * len(spatial)
-        shape[axis] = len(g)
-        ids = ids + g.reshape(shape) * n_after
-    return ids
+    out = chunked_map(ctx, len(doc_of), decompose, "CD", forward_only=False)
+    return out.reshape(n, n_blocks, -1), blocks, "×".join(str(p) for p in patch)
 
 
 @register("cd", "Contextual Decomposition", space="input", text="token",
@@ -78,76 +84,30 @@ def contextual_decomposition(ctx: MethodContext) -> MethodResult:
     holds the block's score divided by its number of input values, so the
     attribution summed over a block is that block's CD score.
     """
-    import torch
-
-    from ..decomposition import contextual_decomposition as decompose
-
-    model = _model(ctx)
     scores, rows = forward_rows(ctx)
-    space = ctx.space
-    if space is not None:
-        extra: tuple[Any, ...] = ()
-        ids = space.inputs
-        if isinstance(ids, ModelInput):
-            if ids.keys is not None or ids.token != 0:
-                raise ExplanationError(
-                    "method 'cd' supports text models whose first positional input is the "
-                    "token ids (extra inputs after it); pass a tuple (ids, ...)"
-                )
-            extra, ids = tuple(ids.values[1:]), ids.values[0]
-        doc_of, pos_of = np.nonzero(space.real)
-        n, t = space.ids.shape
-        masks = np.zeros((len(doc_of), t), dtype=np.float32)
-        masks[np.arange(len(doc_of)), pos_of] = 1.0
-        out = np.zeros((n, t, scores.shape[1]))
-        chunks = list(iter_chunks(len(doc_of), ctx.chunk_size(len(doc_of))))
-        with torch.no_grad(), _progress(ctx, len(chunks), "CD") as bar:
-            for sl in chunks:
-                idx = torch.as_tensor(doc_of[sl], device=ids.device)
-                rel, _ = decompose(model, ids[idx], torch.as_tensor(masks[sl]),
-                                   extra_inputs=tuple(e[idx] for e in extra))
-                out[doc_of[sl], pos_of[sl]] = rel.double().cpu().numpy()
-                bar.update(1)
-        per_row = ctx.sign * out[rows.doc, :, rows.cls]
-        sums = per_row.sum(axis=1)
+    logits = ctx.sign * scores[rows.doc, rows.cls]
+    if ctx.space is not None:
+        per_row = ctx.sign * _text(ctx, scores)[rows.doc, :, rows.cls]
         return MethodResult(
             scores=scores, rows=rows,
             attribution=ctx.adapter.ops.asarray(per_row, like=ctx.x),
-            notes=[_note(sums, ctx.sign * scores[rows.doc, rows.cls], "tokens")],
+            notes=[_note(per_row.sum(axis=1), logits, "tokens")],
         )
-    x = ctx.x
-    shape = tuple(x.shape)
-    spatial = shape[2:] if len(shape) >= 3 else shape[1:]
-    channels = shape[1] if len(shape) >= 3 else 1
-    patch = _patch(ctx.params.get("patch_size"), spatial)
-    blocks = _blocks(spatial, patch)
-    n_blocks = int(blocks.max()) + 1
-    per_block = np.bincount(blocks.ravel(), minlength=n_blocks) * channels
-    n = shape[0]
-    doc_of = np.repeat(np.arange(n), n_blocks)
-    blk_of = np.tile(np.arange(n_blocks), n)
-    out = np.zeros((n, n_blocks, scores.shape[1]))
-    chunks = list(iter_chunks(len(doc_of), ctx.chunk_size(len(doc_of))))
-    onehot = torch.as_tensor(np.eye(n_blocks, dtype=np.float32)[:, blocks.ravel()])
-    with torch.no_grad(), _progress(ctx, len(chunks), "CD") as bar:
-        for sl in chunks:
-            m = onehot[torch.as_tensor(blk_of[sl])].reshape(-1, *spatial)
-            if len(shape) >= 3:
-                m = m.unsqueeze(1).expand(-1, channels, *spatial)
-            idx = torch.as_tensor(doc_of[sl], device=x.device)
-            rel, _ = decompose(model, x[idx], m.to(device=x.device, dtype=x.dtype))
-            out[doc_of[sl], blk_of[sl]] = rel.double().cpu().numpy()
-            bar.update(1)
+    out, blocks, size = _image(ctx, scores)
     block_scores = ctx.sign * out[rows.doc, :, rows.cls]  # (R, n_blocks)
-    cells = (block_scores / per_block)[:, blocks]  # (R, *spatial)
-    if len(shape) >= 3:
-        cells = np.repeat(cells[:, None], channels, axis=1)
-    sums = block_scores.sum(axis=1)
-    size = "×".join(str(p) for p in patch)
+    row_shape = ctx.adapter.ops.shape(ctx.x)[1:]
+    n_channels = int(np.prod(row_shape)) // blocks.size
+    per_block = np.bincount(blocks.ravel(), minlength=block_scores.shape[1]) * n_channels
+    cells = (block_scores / per_block)[:, blocks]  # (R, *map)
+    layout = ctx.input_layout()
+    if layout.map_axes and layout.channel_axis is not None:
+        cells = np.broadcast_to(
+            np.expand_dims(cells, layout.channel_axis + 1), (len(cells), *row_shape)
+        )
     return MethodResult(
-        scores=scores, rows=rows, attribution=ctx.adapter.ops.asarray(cells, like=x),
-        notes=[f"patches of {size}", _note(sums, ctx.sign * scores[rows.doc, rows.cls],
-                                           "patches")],
+        scores=scores, rows=rows,
+        attribution=ctx.adapter.ops.asarray(np.ascontiguousarray(cells), like=ctx.x),
+        notes=[f"patches of {size}", _note(block_scores.sum(axis=1), logits, "patches")],
     )
 
 

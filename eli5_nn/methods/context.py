@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, ModelInput, Tensor
+from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, Tensor
+from ..layout import Layout
+from ..modalities.tokens import EmbeddingSpace
+from .params import ARGUMENTS
 
 #: Given the scores (n, C) of some docs and those docs' indices in the batch,
 #: return the classes to explain for each of them.
@@ -37,40 +40,6 @@ class Rows:
 
 
 @dataclass
-class EmbeddingSpace:
-    """Text models: the methods' input is the output of the token embedding.
-
-    ``inputs`` is the model input of every doc (token ids, or a
-    :class:`~eli5_nn.adapters.base.ModelInput` with the extra inputs); a pass
-    over embedding rows runs the model on the docs those rows come from with
-    the embedding layer's output replaced by the rows. ``real`` marks the
-    non-padding positions (N, T); ``pad_id`` is the padding id, if known.
-    """
-
-    inputs: Tensor
-    layer: LayerRef
-    ids: np.ndarray
-    real: np.ndarray
-    pad_id: int | None = None
-
-    def model_input(self, adapter: Adapter, docs: np.ndarray) -> Tensor:
-        """The model input of ``docs`` (in order, repeats allowed)."""
-        if isinstance(self.inputs, ModelInput):
-            return self.inputs.rows(adapter.ops, docs)
-        return adapter.ops.take(self.inputs, docs)
-
-    def with_ids(self, adapter: Adapter, docs: np.ndarray, ids: np.ndarray) -> Tensor:
-        """The model input of ``docs`` with the token ids replaced by ``ids``."""
-        base = self.model_input(adapter, docs)
-        if isinstance(base, ModelInput):
-            new = adapter.ops.asarray(ids, like=base.ids)
-            values = list(base.values)
-            values[base.token] = new
-            return ModelInput(tuple(values), base.keys, base.token)
-        return adapter.ops.asarray(ids, like=base)
-
-
-@dataclass
 class MethodContext:
     """Everything a method needs: the adapter, the validated batch and the settings.
 
@@ -89,6 +58,35 @@ class MethodContext:
     space: EmbeddingSpace | None = None
     #: a baseline already in the method's input space (text: pad embeddings), (N, ...)
     baseline: Tensor | None = None
+    #: how the rows of ``x`` read (``None``: asked of the adapter when needed)
+    layout: Layout | None = None
+    #: how the rows of ``layer``'s output read (``None``: asked of the adapter)
+    layer_layout: Layout | None = None
+
+    def arg(self, name: str) -> Any:
+        """Method argument ``name``: as given, else its declared default."""
+        value = self.params.get(name)
+        return ARGUMENTS[name].default if value is None else value
+
+    @property
+    def model_input(self) -> Tensor:
+        """What the model itself takes: ``x``, or for text the token ids (and extra inputs)."""
+        return self.x if self.space is None else self.space.inputs
+
+    def input_layout(self) -> Layout:
+        """The layout of the rows of ``x`` (text: the embedding output)."""
+        if self.layout is None:
+            if self.space is not None:
+                self.layout = self.adapter.layer_layout(self.space.layer, self.space.inputs)
+            else:
+                self.layout = self.adapter.input_layout(self.x)
+        return self.layout
+
+    def layout_of(self, layer: LayerRef) -> Layout:
+        """The layout of ``layer``'s output (``layer_layout`` for the chosen layer)."""
+        if layer == self.layer and self.layer_layout is not None:
+            return self.layer_layout
+        return self.adapter.layer_layout(layer, self.model_input)
 
     def forward(self, x: Tensor, docs: np.ndarray) -> np.ndarray:
         """Scores of the input rows ``x``, which come from docs ``docs`` (no graph)."""
@@ -127,8 +125,7 @@ class MethodContext:
             return self.batch_size
         if n_units <= 1:
             return 1
-        model_input = self.x if self.space is None else self.space.inputs
-        per_row = max(1, self.adapter.bytes_per_row(model_input))
+        per_row = max(1, self.adapter.bytes_per_row(self.model_input))
         budget = self.adapter.pass_budget_bytes()
         if forward_only:
             return int(max(1, min(MAX_AUTO_FORWARD_BATCH, n_units, 3 * budget // per_row)))

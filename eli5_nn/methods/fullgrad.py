@@ -77,9 +77,11 @@ def fullgrad(ctx: MethodContext) -> MethodResult:
     assert res.input_grad is not None
     input_term = res.input_grad * x_rows
     xshape = ops.shape(x_rows)
-    # inputs without a channel axis (N, F) are treated as one channel of F cells
-    has_channels = len(xshape) >= 3
-    ch = adapter.channel_axis % len(xshape) if has_channels else len(xshape)
+    layout = ctx.input_layout()
+    # inputs without map axes (a vector of F features) are one channel of F cells
+    ch_row = layout.channel_axis if layout.map_axes else None
+    has_channels = ch_row is not None
+    ch = ch_row + 1 if ch_row is not None else len(xshape)  # batch axis first
     spatial = tuple(s for i, s in enumerate(xshape) if i not in (0, ch))
     n_channels = xshape[ch] if has_channels else 1
     attribution = input_term
@@ -87,9 +89,9 @@ def fullgrad(ctx: MethodContext) -> MethodResult:
         _psi(ops, input_term, ch) if has_channels else _psi(ops, input_term[:, None], 1)
     )
     for site in sites:
+        gch = (ctx.layout_of(site.layer).channel_axis or 0) + 1  # batch axis first
         for g in res.layer_grads[site.layer]:
             gshape = ops.shape(g)
-            gch = adapter.layer_channel_axis(site.layer) % len(gshape)
             bshape = [1] * len(gshape)
             bshape[gch] = gshape[gch]
             per_channel = g * ops.reshape(site.bias, tuple(bshape))

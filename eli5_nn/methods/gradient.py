@@ -6,15 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import ExplanationError, Tensor
+from ..adapters.base import Tensor
+from ..errors import Eli5NNTypeError, ExplanationError
+from ..targets import baseline_batch_shape, parse_baseline
 from .batching import forward_inputs, forward_rows, gradient_pass, integrate
 from .context import MethodContext, MethodResult
 from .quadrature import RULES
 from .registry import register
 
-DEFAULT_SAMPLES = 25
-DEFAULT_NOISE = 0.15
-DEFAULT_STEPS = 50
+#: how the description names each quadrature rule
+RULE_NAMES = {"gausslegendre": "Gauss-Legendre", "riemann_trapezoid": "trapezoid rule",
+              "riemann_middle": "midpoint rule"}
 
 
 @register("gradient", "Gradient", space="input", reduce="max-abs", text="norm")
@@ -47,7 +49,7 @@ def _sample_seeds(random_state: Any, n: int) -> np.ndarray:
     elif isinstance(random_state, np.random.Generator):
         entropy = int(random_state.integers(0, 2**63 - 1))
     else:
-        raise TypeError(
+        raise Eli5NNTypeError(
             f"random_state must be None, an int or a numpy Generator, got "
             f"{type(random_state).__name__}"
         )
@@ -67,9 +69,8 @@ def smoothgrad(ctx: MethodContext) -> MethodResult:
     ``s`` depends only on ``random_state`` and ``s``, so results do not depend
     on ``batch_size`` or on the other docs of the batch.
     """
-    n_samples = int(ctx.params.get("samples") or DEFAULT_SAMPLES)
-    noise = ctx.params.get("noise")
-    noise = DEFAULT_NOISE if noise is None else float(noise)
+    n_samples = int(ctx.arg("samples"))
+    noise = float(ctx.arg("noise"))
     seeds = _sample_seeds(ctx.params.get("random_state"), n_samples)
     ops = ctx.adapter.ops
     scores, rows = forward_rows(ctx)
@@ -94,44 +95,38 @@ def smoothgrad(ctx: MethodContext) -> MethodResult:
 
 def _baseline_rows(ctx: MethodContext, baseline: Any, doc_of_rows: np.ndarray) -> Tensor:
     ops, x = ctx.adapter.ops, ctx.x
-    shape = ops.shape(x)
-    if ctx.baseline is not None:
+    if ctx.baseline is not None:  # prepared by the modality in the method's input space
         return ops.take(ctx.baseline, doc_of_rows)
-    if baseline is None or isinstance(baseline, (int, float, np.number)):
-        value = 0.0 if baseline is None else float(baseline)
-        if not np.isfinite(value):
-            raise ValueError(f"baseline must be finite, got {baseline!r}")
-        return ops.take(ops.zeros_like(x), doc_of_rows) + value
-    b = ctx.adapter.as_batch(baseline)
-    bshape = ops.shape(b)
+    spec = parse_baseline(baseline)
+    if spec.kind == "constant":
+        return ops.take(ops.zeros_like(x), doc_of_rows) + spec.value
+    b = ctx.adapter.as_batch(spec.array)
     if not ops.all_finite(b):
-        raise ValueError("baseline contains NaN or infinite values")
-    if bshape == shape:
+        raise ExplanationError("baseline contains NaN or infinite values")
+    shape = ops.shape(x)
+    fit = baseline_batch_shape(ops.shape(b), shape)
+    if fit == "per-doc":
         return ops.take(b, doc_of_rows)
-    if bshape == shape[1:]:
-        b = ops.reshape(b, (1, *bshape))
-    elif bshape != (1, *shape[1:]):
-        raise ValueError(
-            f"baseline has shape {bshape}; expected a scalar, one input of shape "
-            f"{shape[1:]} (or {(1, *shape[1:])}), or one per doc {shape}"
-        )
+    if fit == "one":
+        b = ops.reshape(b, (1, *shape[1:]))
     return ops.take(b, np.zeros(len(doc_of_rows), dtype=np.int64))
 
 
 @register(
     "integrated-gradients", "Integrated Gradients", space="input",
-    params=("baseline", "steps"), text="sum",
+    params=("baseline", "steps", "quadrature"), text="sum",
 )
 def integrated_gradients(ctx: MethodContext) -> MethodResult:
     """Integrated Gradients (Sundararajan et al. 2017):
     ``(x - b) ⊙ ∫_0^1 dy_c/dx (b + a (x - b)) da``.
 
-    The integral uses Gauss–Legendre quadrature with ``steps`` nodes (default 50).
+    The integral uses ``quadrature`` (default Gauss–Legendre) with ``steps``
+    nodes (default 50); the rules are those of :mod:`eli5_nn.methods.quadrature`.
     Completeness: the attributions sum to ``y_c(x) - y_c(b)``; the error is
     reported in the description.
     """
-    steps = int(ctx.params.get("steps") or DEFAULT_STEPS)
-    alphas, weights = RULES[ctx.params.get("quadrature") or "gausslegendre"](steps)
+    steps, rule = int(ctx.arg("steps")), str(ctx.arg("quadrature"))
+    alphas, weights = RULES[rule](steps)
     ops = ctx.adapter.ops
     scores, rows = forward_rows(ctx)
     x_rows = ops.take(ctx.x, rows.doc, axis=0)
@@ -157,7 +152,7 @@ def integrated_gradients(ctx: MethodContext) -> MethodResult:
     return MethodResult(
         scores=scores, rows=rows, attribution=attribution,
         notes=[
-            f"{steps} steps (Gauss-Legendre)",
+            f"{steps} steps ({RULE_NAMES.get(rule, rule)})",
             f"completeness error max |sum(attribution) - (f(x) - f(baseline))| = "
             f"{float(np.max(err)) if len(err) else 0.0:.3g} ({100 * rel:.2g}% relative)",
         ],

@@ -1,11 +1,19 @@
-"""The method registry: one registered function per method."""
+"""The method registry: one registered function per method.
+
+:func:`register` names the method arguments a method takes, from
+:data:`~eli5_nn.methods.params.ARGUMENTS` (where each is declared once).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ..arguments import method_key
+from ..errors import ExplanationError
 from .context import MethodContext, MethodResult
+from .params import ARGUMENTS
 
 MethodFn = Callable[[MethodContext], MethodResult]
 
@@ -14,11 +22,12 @@ MethodFn = Callable[[MethodContext], MethodResult]
 class MethodSpec:
     """A registered method.
 
-    ``space`` is ``"layer"`` for CAM methods (attribution over a layer's map)
-    and ``"input"`` for gradient methods (attribution over the input).
+    ``space`` is ``"layer"`` for CAM methods (attribution over a layer's map),
+    ``"input"`` for gradient methods (attribution over the input) and
+    ``"token"`` for methods that give one value per token.
     ``reduce`` says how the modality turns an input-space attribution into an
     unsigned map: ``"max-abs"`` or ``"sum-abs"`` over channels.
-    ``params`` are the keyword arguments the method reads.
+    ``params`` are the names of the :data:`ARGUMENTS` the method reads.
     ``text`` says how a text model's attribution becomes one signed weight per
     token: ``"norm"`` (L2 norm over the embedding dimensions: sensitivity),
     ``"sum"`` (sum over them), ``"token"`` (already one value per token),
@@ -36,6 +45,10 @@ class MethodSpec:
     text: str = ""
     image: bool = True
 
+    def check_args(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The given arguments this method takes, checked; the others are dropped."""
+        return {k: ARGUMENTS[k].check(k, v) for k, v in given.items() if k in self.params}
+
 
 METHODS: dict[str, MethodSpec] = {}
 
@@ -50,7 +63,11 @@ def register(
     text: str = "",
     image: bool = True,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Register ``fn`` as method ``key`` (human name ``name``)."""
+    """Register ``fn`` as method ``key`` (human name ``name``) taking the
+    :data:`ARGUMENTS` named in ``params``."""
+    unknown = set(params) - set(ARGUMENTS)
+    if unknown:
+        raise ExplanationError(f"method {key!r} declares unknown arguments {sorted(unknown)}")
 
     def deco(fn: MethodFn) -> MethodFn:
         METHODS[key] = MethodSpec(
@@ -64,8 +81,7 @@ def register(
 
 
 def get_method(key: object) -> MethodSpec:
-    """The method registered as ``key``; ``ValueError`` listing the valid names."""
-    if not isinstance(key, str) or key not in METHODS:
-        valid = ", ".join(repr(k) for k in sorted(METHODS))
-        raise ValueError(f"unknown method {key!r}; valid methods are: {valid}")
-    return METHODS[key]
+    """The method registered as ``key``, read case- and separator-insensitively
+    (``"Grad-CAM"``, ``"grad_cam"``); an unknown name gets a "did you mean" and
+    the list of valid names."""
+    return METHODS[method_key(key, METHODS)]

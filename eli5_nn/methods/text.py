@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..adapters.base import ExplanationError, iter_chunks
-from .batching import _progress, forward_rows
+from ..errors import ExplanationError
+from .batching import chunked_map, forward_rows
 from .context import EmbeddingSpace, MethodContext, MethodResult
 from .registry import register
 
@@ -44,13 +44,14 @@ def occlusion(ctx: MethodContext) -> MethodResult:
     variants = space.ids[doc_of].copy()
     variants[np.arange(len(doc_of)), pos_of] = space.pad_id
     n, t = space.ids.shape
+
+    def score_drop(sl: slice) -> np.ndarray:
+        out = adapter.forward(space.with_ids(adapter, doc_of[sl], variants[sl]))
+        return scores[doc_of[sl]] - out
+
     drop = np.zeros((n, t, scores.shape[1]), dtype=np.float64)
-    chunks = list(iter_chunks(len(doc_of), ctx.chunk_size(len(doc_of), forward_only=True)))
-    with _progress(ctx, len(chunks), "Occlusion") as bar:
-        for sl in chunks:
-            out = adapter.forward(space.with_ids(adapter, doc_of[sl], variants[sl]))
-            drop[doc_of[sl], pos_of[sl]] = scores[doc_of[sl]] - out
-            bar.update(1)
+    if len(doc_of):
+        drop[doc_of, pos_of] = chunked_map(ctx, len(doc_of), score_drop, "Occlusion")
     per_row = ctx.sign * drop[rows.doc, :, rows.cls]
     return MethodResult(
         scores=scores, rows=rows, attribution=adapter.ops.asarray(per_row, like=ctx.x),

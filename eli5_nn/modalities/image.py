@@ -14,6 +14,8 @@ import attr
 import numpy as np
 from PIL import Image
 
+from ..errors import Eli5NNTypeError, ExplanationError
+
 
 class EmbeddedImage(Image.Image):
     """A PIL image that eli5's ``format_as_dict`` turns into JSON-ready data.
@@ -60,11 +62,19 @@ attr.s(
 def as_image(image: Any) -> EmbeddedImage:
     """Validate the user's ``image=`` (a PIL image) and copy it."""
     if not isinstance(image, Image.Image):
-        raise TypeError(
+        raise Eli5NNTypeError(
             f"image must be a PIL.Image.Image (e.g. PIL.Image.open(path)), got "
             f"{type(image).__name__}"
         )
     return EmbeddedImage.from_pil(image)
+
+
+def rescale_note(lo: float, hi: float) -> str | None:
+    """What the description says when an input with values in [lo, hi] is drawn:
+    [0, 1] and [0, 255] are drawn as they are, anything else is min-max rescaled."""
+    if lo >= 0.0 and hi <= 255.0:
+        return None
+    return "the image was rescaled from a normalised input; pass image= for the original picture"
 
 
 def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, str | None]:
@@ -79,14 +89,10 @@ def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, s
         arr = arr.mean(axis=-1, keepdims=True)
         c = 1
     lo, hi = float(arr.min()), float(arr.max())
-    note = None
+    note = rescale_note(lo, hi)
     if lo >= 0.0 and hi <= 1.0:
         arr = arr * 255.0
-    elif not (lo >= 0.0 and hi <= 255.0):
-        note = (
-            "the image was rescaled from a normalised input; pass image= for the "
-            "original picture"
-        )
+    elif note is not None:
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
     data = np.clip(arr + 0.5, 0, 255).astype(np.uint8)  # rounds: values are >= 0
     if c == 1:
@@ -108,7 +114,7 @@ def resize_map(m: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
         img = Image.fromarray(m.astype(np.float32), mode="F")
         out = img.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
         return np.asarray(out, dtype=np.float64)
-    raise ValueError(f"cannot resize a map of shape {m.shape} to {size}")
+    raise ExplanationError(f"cannot resize a map of shape {m.shape} to {size}")
 
 
 def normalise(m: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from eli5.base import DocWeightedSpans, FeatureWeight, FeatureWeights, WeightedSpans
 
-from ..adapters.base import ExplanationError
+from ..errors import Eli5NNTypeError, ExplanationError
 
 TOP_TOKENS = 10
 
@@ -18,22 +18,22 @@ def per_doc_tokens(tokens: Any, n_docs: int, length: int, single: bool) -> list[
     if tokens is None:
         return None
     if isinstance(tokens, str):
-        raise TypeError("tokens must be a list of strings (one per position), not one string")
+        raise Eli5NNTypeError("tokens must be a list of strings (one per position), not one string")
     seq = list(tokens)
     nested = bool(seq) and all(isinstance(t, (list, tuple)) for t in seq)
     if not nested:
         if not single and n_docs != 1:
-            raise ValueError(
+            raise ExplanationError(
                 f"tokens is one list but there are {n_docs} docs; pass one list of tokens "
                 "per doc"
             )
         seq = [seq]
     if len(seq) != n_docs:
-        raise ValueError(f"tokens holds {len(seq)} lists for {n_docs} docs; pass one per doc")
+        raise ExplanationError(f"tokens holds {len(seq)} lists for {n_docs} docs; pass one per doc")
     out = []
     for d, toks in enumerate(seq):
         if len(toks) != length:
-            raise ValueError(
+            raise ExplanationError(
                 f"tokens has {len(toks)} entries for doc {d}, but the token ids have "
                 f"{length} positions; pass exactly one token per position (padding included)"
             )
@@ -53,15 +53,15 @@ def padding(
     pad: int | None = None
     if pad_value is not None:
         if isinstance(pad_value, bool) or not isinstance(pad_value, (int, np.integer)):
-            raise TypeError(f"pad_value must be an integer token id, got {pad_value!r}")
+            raise Eli5NNTypeError(f"pad_value must be an integer token id, got {pad_value!r}")
         pad = int(pad_value)
     elif pad_token is not None:
         if tokens is None:
-            raise ValueError("pad_token= needs tokens=; or pass the padding id as pad_value=")
+            raise ExplanationError("pad_token= needs tokens=; or pass the padding id as pad_value=")
         mask = np.array([[t == str(pad_token) for t in toks] for toks in tokens])
         found = np.unique(ids[mask])
         if len(found) > 1:
-            raise ValueError(
+            raise ExplanationError(
                 f"the token {pad_token!r} stands for several ids {found.tolist()}; "
                 "pass pad_value="
             )
@@ -70,6 +70,20 @@ def padding(
         pad = layer_pad
     real = np.ones(ids.shape, dtype=bool) if pad is None else ids != pad
     return pad, real
+
+
+def documents(document: Any, n_docs: int) -> list[str | None]:
+    """``document=`` as one original text (or ``None``) per doc."""
+    if document is None:
+        return [None] * n_docs
+    if isinstance(document, str):
+        if n_docs != 1:
+            raise ExplanationError(f"document is one string but there are {n_docs} docs")
+        return [document]
+    docs = list(document)
+    if len(docs) != n_docs or not all(isinstance(d, str) for d in docs):
+        raise ExplanationError(f"document must be a string, or one string per doc ({n_docs})")
+    return docs
 
 
 def default_tokens(ids: np.ndarray) -> list[str]:
@@ -110,7 +124,7 @@ def _offsets(tokens: Sequence[str], document: str | None) -> tuple[str, list[tup
     for t in tokens:
         at = low.find(t.lower(), pos)
         if at < 0:
-            raise ValueError(
+            raise ExplanationError(
                 f"token {t!r} is not found in document= after offset {pos}; the tokens must "
                 "appear in the document in order"
             )
@@ -146,12 +160,12 @@ def weighted_spans(
 def check_ids(ids: np.ndarray, vocab: int, layer_name: str) -> None:
     """Token ids must be integers within the embedding's vocabulary."""
     if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(
+        raise Eli5NNTypeError(
             f"token ids must be integers, got dtype {ids.dtype}; pass the ids as an int array "
             "(e.g. np.int64), not floats"
         )
     if ids.ndim != 2:
-        raise ValueError(f"token ids must have shape (n_docs, n_tokens), got {ids.shape}")
+        raise ExplanationError(f"token ids must have shape (n_docs, n_tokens), got {ids.shape}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab):
         bad = ids[(ids < 0) | (ids >= vocab)]
         raise ExplanationError(

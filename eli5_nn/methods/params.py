@@ -1,0 +1,114 @@
+"""Method arguments, each declared once: its check, its default and its documentation.
+
+:data:`ARGUMENTS` declares every argument a method may take (``steps=``,
+``baseline=``...); :func:`eli5_nn.methods.register` names the ones a method
+takes. The pipeline accepts exactly these (plus its own arguments), warns
+about one given to a method that does not take it, and builds the
+``explain_prediction`` documentation from the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..arguments import check_number, check_positive_int
+from ..errors import Eli5NNTypeError, ExplanationError
+from .quadrature import RULES
+
+
+def _any(_name: str, value: Any) -> Any:
+    return value
+
+
+def _quadrature(name: str, value: Any) -> Any:
+    if value is None or value in RULES:
+        return value
+    if not isinstance(value, str):
+        raise Eli5NNTypeError(f"{name} must be a string naming a rule, got {value!r}")
+    raise ExplanationError(
+        f"{name}={value!r} is not a quadrature rule; use one of "
+        + ", ".join(repr(k) for k in sorted(RULES))
+    )
+
+
+def _non_negative(name: str, value: Any) -> Any:
+    return check_number(name, value, minimum=0.0)
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A keyword argument of one or more methods.
+
+    ``check(name, value)`` validates a given value (``None`` = not given) and
+    returns it normalised; ``default`` is what methods use when it is not
+    given; ``doc`` is its numpydoc entry (type line, then the description).
+    """
+
+    name: str
+    doc: str
+    check: Callable[[str, Any], Any] = _any
+    default: Any = None
+
+
+ARGUMENTS: dict[str, Argument] = {
+    a.name: a
+    for a in (
+        Argument(
+            "layer",
+            "str, int or layer object, optional\n"
+            "    CAM methods: the layer whose map is weighted (name, index in the\n"
+            "    model's layer listing, or the module / layer itself); default: the\n"
+            "    last layer with a spatial or token map. ``attention``: the\n"
+            "    attention layer to read.",
+        ),
+        Argument(
+            "baseline",
+            "number, array or tensor, optional\n"
+            "    Integrated Gradients: the reference input (default zeros; for text,\n"
+            "    the padding embedding, or token ids of the same shape as ``doc``).",
+        ),
+        Argument(
+            "steps",
+            "int, optional\n    Integrated Gradients: number of quadrature nodes (default 50).",
+            check_positive_int, 50,
+        ),
+        Argument(
+            "quadrature",
+            "str, optional\n"
+            "    Integrated Gradients: the quadrature rule, one of "
+            + ", ".join(f"``{k!r}``" for k in sorted(RULES))
+            + "\n    (default ``'gausslegendre'``).",
+            _quadrature, "gausslegendre",
+        ),
+        Argument(
+            "samples",
+            "int, optional\n    SmoothGrad: number of noisy samples (default 25).",
+            check_positive_int, 25,
+        ),
+        Argument(
+            "noise",
+            "float, optional\n"
+            "    SmoothGrad: noise level relative to the input's range (default 0.15).",
+            _non_negative, 0.15,
+        ),
+        Argument(
+            "random_state",
+            "int or numpy.random.Generator, optional\n    SmoothGrad: the seed of the noise.",
+        ),
+        Argument(
+            "patch_size",
+            "int or tuple of int, optional\n"
+            "    ``method='cd'`` on images: the block size of the grid whose blocks are\n"
+            "    decomposed one by one (default: an 8×8 grid); each cell of the\n"
+            "    attribution holds its block's CD score divided by the block's number\n"
+            "    of values, so a block's attribution sums to its CD score.",
+        ),
+    )
+}
+
+
+def arguments_doc() -> str:
+    """The numpydoc entries of every method argument, for docstrings."""
+    return "\n".join(f"{a.name} : {a.doc}" for a in ARGUMENTS.values())

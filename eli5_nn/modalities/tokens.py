@@ -1,0 +1,180 @@
+"""Token ids: methods work in the embedding space; results are eli5 weighted spans.
+
+:class:`TokenInput` checks the ids against the model's embedding, finds the
+tokens and the padding, and gives the methods the embedding output
+(:class:`EmbeddingSpace`); it turns every attribution row into one signed
+weight per real token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..adapters.base import Adapter, LayerRef, ModelInput, Tensor
+from ..errors import ExplanationError
+from ..layout import Layout
+from ..results import NNExplanation, NNTargetExplanation
+from . import text as text_mod
+from .base import MethodTraits, Prepared, RowMaps, check_single, layer_maps
+
+
+@dataclass
+class EmbeddingSpace:
+    """Text models: the methods' input is the output of the token embedding.
+
+    ``inputs`` is the model input of every doc (token ids, or a
+    :class:`~eli5_nn.adapters.base.ModelInput` with the extra inputs); a pass
+    over embedding rows runs the model on the docs those rows come from with
+    the embedding layer's output replaced by the rows. ``real`` marks the
+    non-padding positions (N, T); ``pad_id`` is the padding id, if known.
+    """
+
+    inputs: Tensor
+    layer: LayerRef
+    ids: np.ndarray
+    real: np.ndarray
+    pad_id: int | None = None
+
+    def model_input(self, adapter: Adapter, docs: np.ndarray) -> Tensor:
+        """The model input of ``docs`` (in order, repeats allowed)."""
+        if isinstance(self.inputs, ModelInput):
+            return self.inputs.rows(adapter.ops, docs)
+        return adapter.ops.take(self.inputs, docs)
+
+    def with_ids(self, adapter: Adapter, docs: np.ndarray, ids: np.ndarray) -> Tensor:
+        """The model input of ``docs`` with the token ids replaced by ``ids``."""
+        base = self.model_input(adapter, docs)
+        if isinstance(base, ModelInput):
+            new = adapter.ops.asarray(ids, like=base.ids)
+            values = list(base.values)
+            values[base.token] = new
+            return ModelInput(tuple(values), base.keys, base.token)
+        return adapter.ops.asarray(ids, like=base)
+
+
+def is_token_input(adapter: Adapter, model_in: Any, tokens: Any) -> bool:
+    """Token ids: tokens given, several inputs, or input to a model with an
+    embedding layer (float ids are then refused with a clear message), or 2-D
+    integer input (a model without an embedding is then told so)."""
+    if tokens is not None or isinstance(model_in, ModelInput):
+        return True
+    if adapter.embedding_layers():
+        return True
+    return len(adapter.ops.shape(model_in)) == 2 and not adapter.is_floating(model_in)
+
+
+class TokenInput:
+    """Token ids (N, T) (or a :class:`ModelInput` holding them) of a text model."""
+
+    def __init__(self, adapter: Adapter, model_in: Any, single: bool, *, tokens: Any = None,
+                 pad_value: Any = None, pad_token: Any = None, document: Any = None) -> None:
+        embeddings = adapter.embedding_layers()
+        if not embeddings:
+            raise ExplanationError(
+                f"the input looks like token ids, but {adapter.model_name()} has no embedding "
+                "layer (torch.nn.Embedding / keras.layers.Embedding) to attribute to. For an "
+                "image model pass floating-point input."
+            )
+        emb, self.vocab, layer_pad = embeddings[0]
+        ids_t = model_in.ids if isinstance(model_in, ModelInput) else model_in
+        ids = adapter.ops.to_numpy(ids_t)
+        text_mod.check_ids(ids, self.vocab, emb.name)
+        check_single(single, ids.shape[0], ids.shape)
+        self.adapter, self.model_input = adapter, model_in
+        self.n_docs, self.length = ids.shape
+        toks = text_mod.per_doc_tokens(tokens, self.n_docs, self.length, single)
+        pad, real = text_mod.padding(ids, toks, pad_value, pad_token, layer_pad)
+        self.tokens = toks if toks is not None else [text_mod.default_tokens(r) for r in ids]
+        self.documents = text_mod.documents(document, self.n_docs)
+        self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
+
+    @staticmethod
+    def accepts(spec: MethodTraits) -> bool:
+        """Whether ``spec`` applies to text models."""
+        return bool(spec.text)
+
+    @staticmethod
+    def refuse(spec: MethodTraits, valid: list[str]) -> ExplanationError:
+        """The error for a method that does not apply to text models."""
+        return ExplanationError(
+            f"method {spec.key!r} does not apply to text models; use one of {sorted(valid)}"
+        )
+
+    def _embed(self, ids: np.ndarray) -> Tensor:
+        space = self.space
+        docs = np.arange(self.n_docs)
+        outs = self.adapter.activations(
+            space.with_ids(self.adapter, docs, ids), [space.layer], first_only=True
+        )[space.layer]
+        if not outs:
+            raise ExplanationError(
+                f"embedding layer {space.layer.name!r} is not called in the model's forward pass"
+            )
+        return outs[0]
+
+    def prepare(self, spec: MethodTraits, params: dict[str, Any], layout: Layout | None
+                ) -> Prepared:
+        """The embedding output of every doc; for a method taking ``baseline``, the
+        baseline in embedding space (the padding embedding by default)."""
+        space = self.space
+        x = self._embed(space.ids)
+        if layout is None:
+            layout = self.adapter.layer_layout(space.layer, self.model_input)
+        layout.check(tuple(self.adapter.ops.shape(x)[1:]), "the embedding output")
+        prepared = Prepared(x=x, layout=layout, space=space)
+        if "baseline" in spec.params:
+            self._baseline(params.get("baseline"), prepared)
+        return prepared
+
+    def _baseline(self, baseline: Any, prepared: Prepared) -> None:
+        pad = self.space.pad_id
+        if baseline is None:
+            if pad is not None:
+                prepared.baseline = self._embed(np.full_like(self.space.ids, pad))
+                prepared.notes.append("baseline: the padding embedding")
+            else:
+                prepared.notes.append(
+                    "baseline: zero embedding (no padding id known; pass pad_value=)"
+                )
+        elif np.issubdtype(np.asarray(baseline).dtype, np.integer):
+            b_ids = np.broadcast_to(np.asarray(baseline), self.space.ids.shape).copy()
+            text_mod.check_ids(b_ids, self.vocab, self.space.layer.name)
+            prepared.baseline = self._embed(b_ids)
+
+    def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
+             relu: bool | None, display: np.ndarray | None) -> RowMaps:
+        """One signed weight per real token: a CAM resized to the positions, or the
+        embedding attribution reduced as the method says (``spec.text``)."""
+        keep = self.space.real[d]
+        if spec.space == "layer":
+            cam, _ = layer_maps(layout, row, relu)
+            signed = text_mod.resize_1d(cam, self.length)[keep]
+            use_relu = True if relu is None else relu
+        else:
+            signed = text_mod.token_weights(row, spec.text)[keep]
+            use_relu = bool(relu)
+        return RowMaps(signed, np.clip(signed, 0, None) if use_relu else np.abs(signed))
+
+    def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
+        """Weighted spans (one per token occurrence) and the top tokens."""
+        kept = [t for t, k in zip(self.tokens[d], self.space.real[d], strict=True) if k]
+        base.weighted_spans, base.feature_weights = text_mod.weighted_spans(
+            kept, maps.signed, self.documents[d]
+        )
+        return base
+
+    def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
+                    estimator: str, method: str) -> NNExplanation:
+        kept = int(self.space.real[d].sum())
+        return NNExplanation(
+            estimator=estimator, method=method, targets=targets,
+            description=description + f" Tokens: {kept} of {self.length} positions "
+            "(padding left out).",
+        )
+
+    def display_size(self) -> tuple[int, ...]:
+        """None for text (one weight per token)."""
+        return ()

@@ -1,0 +1,243 @@
+"""The one pipeline: check arguments → the modality prepares → the method runs →
+the modality builds the result.
+
+Nothing here names a method: what a method takes (its arguments, a baseline,
+a layer) is declared in its registration (:mod:`eli5_nn.methods`), and what
+an input kind needs is its modality's (:mod:`eli5_nn.modalities`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from . import modalities
+from .adapters import get_adapter
+from .adapters.base import Adapter, LayerRef
+from .arguments import check_keywords, check_optional_bool, check_positive_int
+from .errors import Eli5NNTypeError, ExplanationError
+from .layout import Layout, parse_layout
+from .methods import METHODS, MethodContext, MethodResult, MethodSpec, get_method
+from .methods.params import ARGUMENTS
+from .modalities.base import Modality, Prepared, layer_note
+from .modalities.image import normalise
+from .modalities.pictures import from_pil, is_pil, layout_hint
+from .results import NNExplanation, NNTargetExplanation
+from .targets import check_output, normalise_targets, proba, target_name, target_resolver
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Options:
+    """The pipeline's own arguments (the methods' are in
+    :data:`~eli5_nn.methods.params.ARGUMENTS`)."""
+
+    method: Any = "grad-cam"
+    targets: Any = None
+    top_targets: Any = None
+    target_names: Any = None
+    layout: Any = None
+    output: Any = None
+    image: Any = None
+    relu: Any = None
+    counterfactual: Any = False
+    batch_size: Any = None
+    progress: Any = None
+    tokens: Any = None
+    pad_value: Any = None
+    pad_token: Any = None
+    document: Any = None
+
+
+PIPELINE_ARGS = tuple(f.name for f in fields(Options))
+
+
+def valid_arguments(*extra: str) -> list[str]:
+    """Every keyword argument of ``explain_prediction``."""
+    return sorted({*PIPELINE_ARGS, *ARGUMENTS, *extra})
+
+
+def explain_batch(
+    model: Any, docs: Any, *, single: bool, extra: tuple[str, ...] = (), **kwargs: Any
+) -> list[NNExplanation]:
+    """The pipeline behind :func:`eli5_nn.explain_prediction_nn` (``single``) and
+    :func:`eli5_nn.explain_predictions`; ``extra`` names arguments the caller
+    handled itself (listed as valid in messages)."""
+    check_keywords(kwargs, valid_arguments(*extra),
+                   "explain_prediction" if single else "explain_predictions")
+    opts = Options(**{k: v for k, v in kwargs.items() if k in PIPELINE_ARGS})
+    spec = get_method(opts.method)
+    params = _method_params(spec, {k: v for k, v in kwargs.items() if k in ARGUMENTS})
+    user_layout = _check_options(opts)
+    adapter = get_adapter(model)
+    with adapter.session():
+        modality, model_in = _modality(adapter, docs, single, opts)
+        try:
+            ctx, prepared = _context(adapter, modality, spec, params, opts, user_layout,
+                                     single)
+            result = spec.fn(ctx)
+        except ExplanationError as err:
+            better = layout_hint(adapter, model_in, err)
+            if better is not None:
+                raise better from err
+            raise
+        attribution = adapter.ops.to_numpy(result.attribution)
+    if not np.all(np.isfinite(attribution)):
+        raise ExplanationError(
+            f"{spec.name} produced non-finite attributions; check the model for NaN/inf "
+            "weights or outputs"
+        )
+    return _build(modality, spec, ctx, prepared, result, attribution, opts,
+                  adapter.model_name())
+
+
+# -- 1. arguments -----------------------------------------------------------------------------
+def _method_params(spec: MethodSpec, given: dict[str, Any]) -> dict[str, Any]:
+    """The method arguments ``spec`` takes, checked; a warning for the others."""
+    for name, value in given.items():
+        if value is not None and name not in spec.params:
+            warnings.warn(
+                f"argument {name}= does not apply to method {spec.key!r} and is ignored",
+                stacklevel=4,
+            )
+    return spec.check_args({k: v for k, v in given.items() if v is not None})
+
+
+def _check_options(opts: Options) -> Layout | None:
+    """Check the pipeline's own arguments; returns the parsed ``layout=``."""
+    opts.batch_size = check_positive_int("batch_size", opts.batch_size)
+    opts.top_targets = check_positive_int("top_targets", opts.top_targets)
+    check_optional_bool("relu", opts.relu)
+    check_optional_bool("progress", opts.progress)
+    if not isinstance(opts.counterfactual, bool):
+        raise Eli5NNTypeError(f"counterfactual must be True or False, got {opts.counterfactual!r}")
+    check_output(opts.output)
+    if opts.targets is not None and opts.top_targets is not None:
+        raise ExplanationError("pass either targets= or top_targets=, not both")
+    return parse_layout(opts.layout)
+
+
+# -- 2. the modality prepares -------------------------------------------------------------------
+def _modality(adapter: Adapter, docs: Any, single: bool, opts: Options
+              ) -> tuple[Modality, Any]:
+    """The modality of ``docs`` (PIL images converted first) and the model input."""
+    image: Any = opts.image
+    notes: tuple[str, ...] = ()
+    if is_pil(docs):
+        docs, pictures, note = from_pil(adapter, docs)
+        image, notes = (image if image is not None else pictures), (note,)
+    try:
+        model_in = adapter.as_batch(docs)
+    except ExplanationError as err:
+        better = layout_hint(adapter, docs, err)
+        if better is not None:
+            raise better from err
+        raise
+    modality = modalities.choose(
+        adapter, model_in, single, image=image, notes=notes, tokens=opts.tokens,
+        pad_value=opts.pad_value, pad_token=opts.pad_token, document=opts.document,
+    )
+    return modality, model_in
+
+
+def _context(adapter: Adapter, modality: Modality, spec: MethodSpec, params: dict[str, Any],
+             opts: Options, user_layout: Layout | None, single: bool
+             ) -> tuple[MethodContext, Prepared]:
+    """The method's context: the prepared input, its targets, the CAM layer."""
+    if not modality.accepts(spec):
+        raise modality.refuse(spec, [k for k, m in METHODS.items() if modality.accepts(m)])
+    cam = spec.space == "layer"
+    prepared = modality.prepare(spec, params, None if cam else user_layout)
+    n_docs = modality.n_docs
+    per_doc = normalise_targets(opts.targets, opts.target_names, n_docs, single)
+    ref, layer_layout = None, None
+    if cam:
+        ref, layer_layout = _cam_layer(adapter, modality.model_input, params.get("layer"),
+                                       user_layout)
+    ctx = MethodContext(
+        adapter=adapter, x=prepared.x, resolve_targets=target_resolver(per_doc, opts.top_targets),
+        sign=-1.0 if opts.counterfactual else 1.0, layer=ref, batch_size=opts.batch_size,
+        progress=opts.progress, params=params, space=prepared.space,
+        baseline=prepared.baseline, layout=prepared.layout, layer_layout=layer_layout,
+    )
+    return ctx, prepared
+
+
+def _cam_layer(adapter: Adapter, model_in: Any, layer: Any, user_layout: Layout | None
+               ) -> tuple[LayerRef, Layout]:
+    """The CAM layer (given, or the last with a spatial or token map) and its layout."""
+    if layer is not None:
+        ref = adapter.find_layer(layer)
+        layout = user_layout or adapter.layer_layout(ref, model_in)
+        return ref, layout
+    # transition: B's adapters offer the 3-tuples as spatial_layouts until the switch
+    found = getattr(adapter, "spatial_layouts", adapter.spatial_layers)(model_in)
+    if not found:
+        raise ExplanationError(
+            f"{adapter.model_name()} has no layer with a spatial or temporal map (it looks like "
+            "an MLP), so CAM methods cannot apply. Use a gradient method instead: "
+            "method='gradient', 'integrated-gradients' or 'smoothgrad'."
+        )
+    spatial = [f for f in found if _map_size(f[2], f[1]) > 1]
+    ref, shape, layout = (spatial or found)[-1]
+    logger.info("eli5_nn: CAM layer chosen automatically: %r %s", ref.name, shape)
+    return ref, user_layout or layout
+
+
+def _map_size(layout: Layout, shape: tuple[int, ...]) -> int:
+    return int(np.prod(layout.map_shape(shape))) if len(shape) == len(layout.axes) else 0
+
+
+# -- 4. the modality builds the result ---------------------------------------------------------
+def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: Prepared,
+           result: MethodResult, attribution: np.ndarray, opts: Options, estimator: str
+           ) -> list[NNExplanation]:
+    """One explanation per doc, one target explanation per explained (doc, class) row."""
+    layout = ctx.layer_layout if spec.space == "layer" else prepared.layout
+    if layout is None:
+        layout = ctx.input_layout()
+    probs = proba(result.scores, opts.output)
+    description = _describe(spec, ctx, attribution, result, prepared, opts,
+                            modality.display_size())
+    rows = result.rows
+    explanations = []
+    for d in range(modality.n_docs):
+        targets = []
+        for r in np.flatnonzero(rows.doc == d):
+            c = int(rows.cls[r])
+            display = None if result.display is None else result.display[r]
+            maps = modality.maps(spec, attribution[r], layout, d, opts.relu, display)
+            base = NNTargetExplanation(
+                target=target_name(c, opts.target_names), score=float(result.scores[d, c]),
+                proba=None if probs is None else float(probs[d, c]),
+                heatmap=normalise(maps.shown), attribution=attribution[r], layout=layout,
+            )
+            targets.append(modality.target(d, maps, base))
+        explanations.append(modality.explanation(d, targets, description, estimator, spec.name))
+    return explanations
+
+
+def _describe(spec: MethodSpec, ctx: MethodContext, attribution: np.ndarray,
+              result: MethodResult, prepared: Prepared, opts: Options,
+              size: tuple[int, ...]) -> str:
+    """What was computed: the method, the layer, the settings, the display."""
+    parts = [spec.name]
+    if ctx.layer is not None and ctx.layer_layout is not None:
+        parts.append(layer_note(ctx.layer, attribution.shape[1:], ctx.layer_layout))
+    if opts.counterfactual:
+        parts.append("counterfactual: evidence against each target")
+    settings = [*result.notes, *prepared.notes]
+    if spec.space == "layer":
+        settings.append(f"relu={True if opts.relu is None else opts.relu}")
+    elif opts.relu:
+        settings.append("relu=True: positive part of the channel sum")
+    if settings:
+        parts.append("; ".join(settings))
+    where = "×".join(str(s) for s in size)
+    shown = f"heatmap at {where} scaled to [0, 1]" if where else "heatmap scaled to [0, 1]"
+    return ", ".join(parts) + f". {shown}; attribution holds the raw signed values."

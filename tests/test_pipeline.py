@@ -1,0 +1,113 @@
+"""The pipeline's own arguments: layout=, quadrature=, and what reaches the results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eli5_nn import explain_prediction_nn as explain
+from eli5_nn.layout import Layout
+from eli5_nn.methods import METHODS
+from eli5_nn.methods.params import ARGUMENTS
+from eli5_nn.methods.quadrature import RULES
+from tests import models
+
+
+class ChannelsLast(nn.Module):
+    """A torch model that takes (N, H, W, C) images and permutes them itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = models.plain_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+class Tokens(nn.Module):
+    """Patches → a token sequence (N, 16, 8) → a linear map per token → mean → head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 2, stride=2)
+        self.proj = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(torch.relu(self.proj(tokens)).mean(dim=1))
+
+
+def test_layout_overrides_the_input_layout():
+    torch.manual_seed(0)
+    model = ChannelsLast().eval()
+    x = torch.rand(1, 8, 8, 3)
+    e = explain(model, x, method="gradient", layout="NHWC")
+    t = e.targets[0]
+    assert t.layout == Layout("HWC") and t.heatmap.shape == (8, 8)
+    assert t.attribution.shape == (8, 8, 3)
+    assert e.image.size == (8, 8) and e.image.mode == "RGB"
+    same = explain(model, x, method="gradient", layout={"axes": "HWC"}).targets[0]
+    np.testing.assert_array_equal(same.heatmap, t.heatmap)
+
+
+def test_layout_of_a_token_layer_for_cam():
+    torch.manual_seed(0)
+    model = Tokens().eval()
+    x = torch.rand(1, 3, 8, 8)
+    t = explain(model, x, layer="proj", layout={"axes": "NTC", "grid": (4, 4)}).targets[0]
+    assert t.attribution.shape == (16, 8) and t.layout.grid == (4, 4)
+    assert t.heatmap.shape == (8, 8)
+    cam = np.clip(t.attribution.sum(axis=1).reshape(4, 4), 0, None)
+    assert np.argmax(cam) // 4 * 2 == np.argmax(t.heatmap) // 8 // 2 * 2  # same quadrant row
+    with pytest.raises(ValueError, match=r"layout 'NCHW' has 4 axes.*pass layout="):
+        explain(model, x, layer="proj", layout="NCHW")
+
+
+def test_every_target_carries_its_layout(arch_model, image_batch):
+    x = image_batch[:1]
+    assert explain(arch_model, x, method="gradient").targets[0].layout == Layout("CHW")
+    cam = explain(arch_model, x).targets[0]
+    assert cam.layout is not None and cam.layout.channel_axis == 0
+    assert cam.layout.channel_sum(cam.attribution).ndim == 2
+
+
+def test_bad_layout_values():
+    model = models.plain_cnn().eval()
+    with pytest.raises(ValueError, match="not valid"):
+        explain(model, torch.rand(1, 3, 8, 8), layout="NXYZ")
+    with pytest.raises(TypeError, match="layout must be"):
+        explain(model, torch.rand(1, 3, 8, 8), layout=3)
+    with pytest.raises(ValueError, match=r"layout 'NTC' has 3 axes but the input"):
+        explain(model, torch.rand(1, 3, 8, 8), method="gradient", layout="NTC")
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_every_quadrature_rule_is_reachable(rule):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
+    x = torch.randn(1, 3, 2, 2)
+    e = explain(model, x, method="integrated-gradients", quadrature=rule, steps=5, targets=[1])
+    w = model[1].weight[1].detach().reshape(3, 2, 2)  # exact for a linear model, any rule
+    np.testing.assert_allclose(e.targets[0].attribution, (w * x[0]).numpy(), rtol=1e-4,
+                               atol=1e-6)
+    assert "5 steps" in e.description
+
+
+def test_bad_quadrature_lists_the_rules():
+    model = models.plain_cnn().eval()
+    with pytest.raises(ValueError, match="not a quadrature rule; use one of 'gausslegendre'"):
+        explain(model, torch.rand(1, 3, 8, 8), method="integrated-gradients",
+                quadrature="simpson")
+    with pytest.warns(UserWarning, match="quadrature= does not apply to method 'gradient'"):
+        explain(model, torch.rand(1, 3, 8, 8), method="gradient", quadrature="riemann_middle")
+
+
+def test_every_declared_argument_is_taken_by_a_method_and_documented():
+    taken = set().union(*(m.params for m in METHODS.values()))
+    assert taken == set(ARGUMENTS)
+    for name in ARGUMENTS:
+        assert f"\n    {name} : " in explain.__doc__
+    assert "layout : " in explain.__doc__
