@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..modalities.image import normalise, resize_map
+from ..errors import ExplanationError
+from ..modalities.image import resize_map
 from ..results.comparison import SCALES as SCALES
 from ..results.comparison import check_scale
 
@@ -33,69 +34,61 @@ class DisplayMap:
     signed: bool
 
 
-def _aspect_ok(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    if len(shape) != len(target):
-        return False
-    if len(shape) == 1:
-        return True
-    return abs(shape[0] / shape[1] - target[0] / target[1]) <= 0.05 * target[0] / target[1]
-
-
-def _mismatch(candidate: np.ndarray, heatmap: np.ndarray) -> float:
-    """How far the unsigned forms of a signed candidate map are from the heatmap."""
-    resized = resize_map(candidate, heatmap.shape)
-    forms = (normalise(np.clip(resized, 0, None)), normalise(np.abs(resized)))
-    return min(float(np.mean(np.abs(f - heatmap))) for f in forms)
-
-
 def signed_map(target: Any, channel_axis: int | None = None) -> np.ndarray:
     """The target's signed attribution as a map with the shape of its heatmap.
 
-    Channels (the channel axis of an image input or of a CAM layer map, the
-    embedding axis of text) are summed. The channel axis is the first or the
-    last axis of ``attribution``: the one whose removal leaves a map of the
-    heatmap's shape (or aspect ratio); where both do, the one whose map agrees
-    best with the heatmap. Pass ``channel_axis`` to choose it yourself.
+    The target's ``layout`` (:class:`eli5_nn.Layout`, the layout of
+    ``attribution``) says which axis holds channels (the channels of an image
+    input or of a CAM layer map, the embedding axis of text): they are summed,
+    prefix tokens dropped and tokens put on their grid
+    (:meth:`~eli5_nn.Layout.channel_sum`); the map is then resized to the
+    heatmap. ``channel_axis`` overrides the layout. Nothing is guessed from
+    shapes: a target without a layout (made before eli5-nn recorded layouts)
+    is drawn only when its attribution already is a map (as many axes as the
+    heatmap).
 
     Raises
     ------
     ValueError
-        When the target has no ``attribution`` or its shape cannot give the map.
+        When the target has no ``attribution``, or no layout for an
+        attribution with channels, or the map does not fit the heatmap.
     """
     attribution = getattr(target, "attribution", None)
     heatmap = getattr(target, "heatmap", None)
     if attribution is None or heatmap is None:
-        raise ValueError(
+        raise ExplanationError(
             "signed maps need the raw attribution and the heatmap of each target "
             "(eli5_nn explanations carry both); use signed=False for this explanation"
         )
     a = np.asarray(attribution, dtype=np.float64)
     h = np.asarray(heatmap, dtype=np.float64)
-    if a.ndim == h.ndim:
-        return resize_map(a, h.shape)
-    if a.ndim != h.ndim + 1:
-        raise ValueError(
-            f"cannot draw an attribution of shape {a.shape} over a heatmap of shape {h.shape}"
-        )
+    layout = getattr(target, "layout", None)
     if channel_axis is not None:
-        return resize_map(a.sum(axis=channel_axis), h.shape)
-    candidates = [a.sum(axis=ax) for ax in dict.fromkeys((0, a.ndim - 1))]
-    exact = [m for m in candidates if m.shape == h.shape]
-    fitting = exact or [m for m in candidates if _aspect_ok(m.shape, h.shape)]
-    if not fitting:
-        raise ValueError(
-            f"cannot find the channel axis of an attribution of shape {a.shape} for a heatmap "
-            f"of shape {h.shape}; pass channel_axis="
+        m = a.sum(axis=channel_axis)
+    elif layout is not None:
+        m = layout.channel_sum(a) if layout.map_axes else a
+    elif a.ndim == h.ndim:
+        m = a
+    else:
+        raise ExplanationError(
+            f"cannot draw the signed attribution of shape {a.shape} over the heatmap of shape "
+            f"{h.shape}: the target has no layout saying which axis holds the channels (a "
+            "result made before eli5-nn recorded layouts). Set target.layout (e.g. "
+            "eli5_nn.Layout('CHW')), pass channel_axis=, or draw with signed=False"
         )
-    best = min(fitting, key=lambda m: _mismatch(m, h)) if len(fitting) > 1 else fitting[0]
-    return resize_map(best, h.shape)
+    if m.ndim != h.ndim:
+        raise ExplanationError(
+            f"the signed map of shape {m.shape} (attribution {a.shape}, layout "
+            f"{getattr(layout, 'axes', None)!r}) does not fit the heatmap of shape {h.shape}"
+        )
+    return resize_map(m, h.shape)
 
 
 def _raw_map(target: Any, signed: bool, channel_axis: int | None) -> tuple[np.ndarray, float]:
     """The map in raw units and the target's peak magnitude."""
     heatmap = getattr(target, "heatmap", None)
     if heatmap is None:
-        raise ValueError(
+        raise ExplanationError(
             f"target {target.target!r} has no heatmap to draw; explain the prediction with "
             "eli5_nn (or set TargetExplanation.heatmap)"
         )

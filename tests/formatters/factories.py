@@ -8,9 +8,9 @@ import numpy as np
 from eli5.base import DocWeightedSpans, Explanation, TargetExplanation, WeightedSpans
 from PIL import Image
 
-from eli5_nn.base import NNTargetExplanation
-from eli5_nn.formatters import NNExplanation
+from eli5_nn.layout import Layout
 from eli5_nn.modalities.image import EmbeddedImage, normalise
+from eli5_nn.results import NNExplanation, NNTargetExplanation
 
 
 def picture(size: int = 16, seed: int = 0) -> EmbeddedImage:
@@ -49,7 +49,7 @@ def image_explanation(
         attribution = np.moveaxis(per_channel, 0, -1) if channels_last else per_channel
         expls.append(NNTargetExplanation(
             target=name, score=2.0 * peak, proba=peak / 2, heatmap=normalise(np.abs(signed)),
-            attribution=attribution,
+            attribution=attribution, layout=Layout("HWC" if channels_last else "CHW"),
         ))
     return NNExplanation(estimator=estimator, method=method, description=description,
                          targets=expls, image=picture(size))
@@ -78,7 +78,7 @@ def text_explanation(
     t = NNTargetExplanation(
         target=target, score=score, proba=proba,
         weighted_spans=WeightedSpans([DocWeightedSpans(document, spans, preserve_density=False)]),
-        heatmap=normalise(np.abs(w)), attribution=attribution,
+        heatmap=normalise(np.abs(w)), attribution=attribution, layout=Layout("TC"),
     )
     return NNExplanation(estimator="TextNet", method=method, description=description,
                          targets=[t])

@@ -7,10 +7,11 @@ import pytest
 from PIL import Image
 
 import eli5_nn
-from eli5_nn.base import NNTargetExplanation
 from eli5_nn.formatters.colors import overlay
 from eli5_nn.formatters.maps import display_maps, signed_map
 from eli5_nn.formatters.views import Options
+from eli5_nn.layout import Layout
+from eli5_nn.results import NNTargetExplanation
 
 from .factories import image_explanation, picture, text_explanation
 
@@ -100,20 +101,44 @@ def test_signed_map_finds_the_channel_axis(channels_last):
     assert np.allclose(signed_map(t), expected)
 
 
-@pytest.mark.parametrize("axis", [0, 2])
-def test_signed_map_of_a_cube_layer_map_agrees_with_the_heatmap(axis):
-    # a CAM-like (8, 8, 8) layer map: both end axes could be the channels
+@pytest.mark.parametrize("axes", ["CHW", "HWC"])
+def test_signed_map_reads_the_layout_of_a_cube_layer_map(axes):
+    # a CAM-like (8, 8, 8) layer map: both end axes could be the channels; the layout says which
     rng = np.random.default_rng(0)
     cube = rng.standard_normal((8, 8, 8))
+    axis = axes.index("C")
     cam = cube.sum(axis=axis)
     from eli5_nn.modalities.image import normalise, resize_map
 
     t = NNTargetExplanation(target=0, heatmap=normalise(np.clip(resize_map(cam, (16, 16)), 0,
                                                                 None)),
-                            attribution=cube)
+                            attribution=cube, layout=Layout(axes))
     assert np.allclose(signed_map(t), resize_map(cam, (16, 16)))
     other = 2 - axis
     assert np.allclose(signed_map(t, channel_axis=other), resize_map(cube.sum(other), (16, 16)))
+
+
+def test_signed_map_of_a_vit_token_sequence_drops_the_class_token_and_uses_the_grid():
+    tokens = np.arange(1 + 4 * 4, dtype=np.float64)  # class token, then a 4×4 grid
+    row = np.repeat(tokens[:, None], 3, axis=1)  # (T, C)
+    t = NNTargetExplanation(target=0, heatmap=np.ones((8, 8)), attribution=row,
+                            layout=Layout("TC", prefix_tokens=1, grid=(4, 4)))
+    from eli5_nn.modalities.image import resize_map
+
+    expected = resize_map(3 * np.arange(1, 17, dtype=np.float64).reshape(4, 4), (8, 8))
+    assert np.allclose(signed_map(t), expected)
+
+
+def test_signed_map_without_a_layout_draws_maps_only():
+    from eli5_nn.modalities.image import resize_map
+
+    plain = np.arange(16, dtype=np.float64).reshape(4, 4)
+    t = NNTargetExplanation(target=0, heatmap=np.ones((8, 8)), attribution=plain)
+    assert np.allclose(signed_map(t), resize_map(plain, (8, 8)))
+    cube = NNTargetExplanation(target=0, heatmap=np.ones((8, 8)), attribution=np.ones((3, 4, 4)))
+    with pytest.raises(ValueError, match="no layout saying which axis holds the channels"):
+        signed_map(cube)
+    assert np.allclose(signed_map(cube, channel_axis=0), np.full((8, 8), 3.0))
 
 
 def test_errors_say_what_to_do():

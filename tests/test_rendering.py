@@ -1,5 +1,5 @@
-"""The formatters on real explanations of PyTorch models; eli5.show_prediction;
-eli5.format_as_text; eli5_nn.compare."""
+"""Rendering explanations of real (tiny) models end to end: explain, then draw
+(eli5.show_prediction, eli5.format_as_text, eli5_nn.compare)."""
 
 from __future__ import annotations
 
