@@ -11,18 +11,34 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .errors import InputError
+
 _WORD = re.compile(r"[\w']+")
 
 
-class InputError(ValueError):
-    """A user error on the command line: a missing or unreadable file, a shape that
-    does not fit. The command prints the message, without a traceback."""
+KERAS, EXPORT, TORCHSCRIPT = "Keras", "torch.export", "TorchScript"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a saved model states about itself.
+
+    ``kind``: :data:`KERAS`, :data:`EXPORT` or :data:`TORCHSCRIPT`.
+    ``input_shape``: the shape of its (first) input with the batch axis, where
+    the file states it (``None`` for an axis of any size), else ``None``.
+    ``channels_last``: for Keras models, the image data format.
+    """
+
+    kind: str
+    input_shape: tuple[int | None, ...] | None
+    channels_last: bool = False
 
 
 def load_model(path: str | Path) -> Any:
@@ -67,12 +83,45 @@ def load_model(path: str | Path) -> Any:
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"could not load the torch.export archive {str(p)!r}: {exc}") from exc
     try:
-        return torch.jit.load(str(p), map_location="cpu").eval()
+        # traced archives keep their example inputs: restore their shapes on the graph
+        return torch.jit.load(str(p), map_location="cpu", _restore_shapes=True).eval()
     except Exception as exc:  # noqa: BLE001
         raise InputError(
             f"could not load {str(p)!r} as a TorchScript archive: {exc}. Use a .pt2 name for "
             "torch.export archives and .keras for Keras models."
         ) from exc
+
+
+def _static(dims: Any) -> tuple[int | None, ...] | None:
+    try:
+        return tuple(d if type(d) is int else None for d in dims)
+    except TypeError:
+        return None
+
+
+def model_info(model: Any) -> ModelInfo:
+    """The kind of a model from :func:`load_model` and the input shape it states:
+    Keras' ``input_shape``, a ``torch.export`` archive's input spec, or the
+    example input a traced TorchScript archive keeps."""
+    from .adapters import is_keras_model
+
+    if is_keras_model(model):
+        import keras
+
+        shape = getattr(model, "input_shape", None)
+        shape = _static(shape) if isinstance(shape, tuple) else None
+        return ModelInfo(KERAS, shape, keras.config.image_data_format() == "channels_last")
+    if getattr(model, "module_call_graph", None) is not None:
+        for node in model.graph.nodes:
+            if node.op == "placeholder":
+                val = node.meta.get("val")
+                return ModelInfo(EXPORT, None if val is None else _static(val.shape))
+        return ModelInfo(EXPORT, None)
+    try:
+        sizes = list(model.graph.inputs())[1].type().sizes()
+    except (AttributeError, IndexError, RuntimeError):
+        sizes = None
+    return ModelInfo(TORCHSCRIPT, None if sizes is None else _static(sizes))
 
 
 def fixed_batch_size(model: Any) -> int | None:

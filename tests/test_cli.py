@@ -1,8 +1,12 @@
 """``eli5-nn explain``: saved PyTorch models (TorchScript, torch.export) on image and
-text files; user errors give a message and exit status 2, never a traceback."""
+text files. The input size comes from the model where it states it, the default
+method works for the model's format and is named on the first line; user errors
+give one line with the fix and exit status 2; nothing but the command's own lines
+reaches the terminal."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     cnn = models.plain_cnn(n_classes=5).eval()
     torch.jit.save(torch.jit.script(cnn), d / "cnn.ts")
+    torch.jit.save(torch.jit.trace(cnn, torch.rand(1, 3, 32, 32)), d / "traced.ts")
     torch.export.save(torch.export.export(cnn, (torch.rand(1, 3, 32, 32),)), d / "cnn.pt2")
     torch.save(cnn, d / "pickled.pt")
     text = TextCNN().eval()
@@ -40,37 +45,53 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {p.name: p for p in d.iterdir()}
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+def _run(capfd: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     return code, out, err
 
 
-def test_torchscript_image_report(files, tmp_path, capsys):
+def test_torchscript_image_report(files, tmp_path, capfd):
     out = tmp_path / "r.html"
-    code, stdout, _ = _run(capsys, "explain", files["cnn.ts"], files["a.png"], files["b.jpg"],
-                           "--size", 32, 32, "--method", "integrated-gradients", "--targets",
-                           1, 2, "--target-names", files["names.txt"], "--out", out)
-    assert code == 0 and str(out) in stdout
+    code, stdout, err = _run(capfd, "explain", files["cnn.ts"], files["a.png"], files["b.jpg"],
+                             "--size", 32, 32, "--method", "integrated-gradients", "--targets",
+                             1, 2, "--target-names", files["names.txt"], "--out", out)
+    assert code == 0 and str(out) in stdout, err
+    assert err == ""  # no framework warnings or log lines
     html = out.read_text()
     assert html.count("data:image/png;base64,") >= 4  # 2 images × 2 targets at least
     assert "<b>one</b>" not in html and "&lt;b&gt;one&lt;/b&gt;" in html
+    # sections named after the input files, the model named by its file
+    assert 'class="eli5-nn-section">a.png</h2>' in html and ">b.jpg</h2>" in html
+    assert "cnn.ts" in html and "RecursiveScriptModule" not in html
 
 
-def test_export_archive_grad_cam_overlay_png(files, tmp_path, capsys):
+def test_the_input_size_comes_from_the_model(files, tmp_path, capfd):
+    """.pt2 input specs and traced TorchScript example inputs state 32×32: no --size."""
+    for model, method in (("cnn.pt2", "Grad-CAM"), ("traced.ts", "Integrated Gradients")):
+        out = tmp_path / f"{model}.html"
+        code, stdout, err = _run(capfd, "explain", files[model], files["a.png"], "--out", out)
+        assert code == 0, err
+        first = stdout.splitlines()[0]
+        assert method in first and "default" in first  # the method, on the first line
+        assert err == ""  # no torch FutureWarning, no log lines
+
+
+def test_export_archive_grad_cam_overlay_png(files, tmp_path, capfd):
     out = tmp_path / "o.png"
-    code, _, _ = _run(capsys, "explain", files["cnn.pt2"], files["a.png"], "--size", 32, 32,
-                      "--mean", 0.5, "--std", 0.25, "--out", out)
-    assert code == 0
+    code, _, err = _run(capfd, "explain", files["cnn.pt2"], files["a.png"], "--mean", 0.5,
+                        "--std", 0.25, "--out", out)
+    assert code == 0, err
     with Image.open(out) as im:
         assert im.width > 32 and np.asarray(im.convert("L")).std() > 0
 
 
-def test_text_with_a_vocabulary(files, tmp_path, capsys):
+def test_text_with_a_vocabulary(files, tmp_path, capfd):
     out = tmp_path / "t.html"
-    code, _, _ = _run(capsys, "explain", files["text.pt2"], files["review.txt"], "--vocab",
-                      files["vocab.txt"], "--method", "occlusion", "--length", 6, "--out", out)
-    assert code == 0
+    code, stdout, err = _run(capfd, "explain", files["text.pt2"], files["review.txt"], "--vocab",
+                             files["vocab.txt"], "--out", out)  # length 6 from the archive
+    assert code == 0, err
+    assert "Occlusion" in stdout.splitlines()[0]
     html = out.read_text()
     assert "w1" in html and "&lt;unk&gt;" in html
 
@@ -82,18 +103,32 @@ def test_text_with_a_vocabulary(files, tmp_path, capsys):
         (["pickled.pt", "a.png"], "pickled model"),
         (["cnn.ts", "missing.png"], "does not exist"),
         (["cnn.ts", "not_an_image.png", "--size", "32", "32"], "not an image"),
-        (["cnn.ts", "a.png", "--size", "32", "32"], "TorchScript model"),  # grad-cam
-        (["cnn.pt2", "a.png", "--size", "7", "7"], "could not run"),
+        (["cnn.ts", "a.png", "--size", "32", "32", "--method", "grad-cam"], "--method"),
+        (["cnn.pt2", "a.png", "--size", "7", "7"], "--size"),
+        (["cnn.pt2", "a.png", "--channels", "1"], "--channels"),
+        (["cnn.ts", "a.png", "--channels", "1"], "--channels"),  # the model does not run
         (["cnn.ts", "a.png", "--size", "32", "32", "--method", "nope"], "unknown method"),
         (["cnn.ts", "a.png", "--size", "32", "32", "--method", "gradient", "--targets", "9"],
          "out of range"),
         (["cnn.ts", "a.png", "--out", "x.gif"], "must end in .html or .png"),
+        (["cnn.pt2", "review.txt", "--vocab", "vocab.txt"], "--vocab"),
     ],
 )
-def test_user_errors_exit_2_without_traceback(files, tmp_path, capsys, args, message):
-    args = [str(files.get(a, a)) if i < 2 else a for i, a in enumerate(args)]
+def test_user_errors_are_one_line_with_the_fix(files, tmp_path, capfd, args, message):
+    args = [str(files.get(a, a)) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "r.html")]
-    code, _, err = _run(capsys, "explain", *args)
+    code, _, err = _run(capfd, "explain", *args)
     assert code == 2
-    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("eli5-nn explain: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_help_is_plain_text(capsys):
+    for argv in (["--help"], ["explain", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "usage: eli5-nn" in text
+        assert not re.search(r"``|:func:|:class:|\.\. ", text), text
