@@ -198,9 +198,7 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
            result: MethodResult, attribution: np.ndarray, opts: Options, estimator: str
            ) -> list[NNExplanation]:
     """One explanation per doc, one target explanation per explained (doc, class) row."""
-    layout = ctx.layer_layout if spec.space == "layer" else prepared.layout
-    if layout is None:
-        layout = ctx.input_layout()
+    layout = modality.attribution_layout(spec, prepared, ctx.layer_layout)
     probs = proba(result.scores, opts.output)
     description = _describe(spec, ctx, attribution, result, prepared, opts,
                             modality.display_size())

@@ -17,12 +17,12 @@ All three show the public progress bar (``progress=``) through :func:`progress_b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm  # the text bar: works in notebooks without ipywidgets
 
-from ..adapters.base import LayerRef, Tensor, iter_chunks
+from ..adapters.base import GradPass, LayerRef, Tensor, iter_chunks
 from .context import MethodContext, Rows
 
 #: show a progress bar when a call takes at least this many passes (progress=None)
@@ -95,6 +95,42 @@ def _cotangent_rounds(per_doc: list[list[int]], n_classes: int, sign: float) -> 
     return rounds
 
 
+@dataclass
+class _Pieces:
+    """The row pieces of one :func:`gradient_pass`, per chunk and cotangent round."""
+
+    inputs: list[tuple[np.ndarray, Tensor]] = field(default_factory=list)
+    acts: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = field(
+        default_factory=dict)
+    grads: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = field(
+        default_factory=dict)
+
+    def add(self, ctx: MethodContext, gp: GradPass, layers: Sequence[LayerRef],
+            row_ids: np.ndarray, local: np.ndarray, every: bool) -> None:
+        """The rows ``local`` of one round's results (all of them when ``every``)."""
+
+        def rows_of(t: Tensor) -> Tensor:
+            return t if every else ctx.adapter.ops.take(t, local)
+
+        if gp.input_grad is not None:
+            self.inputs.append((row_ids, rows_of(gp.input_grad)))
+        for ref in layers:
+            for i, (a, g) in enumerate(zip(gp.activations[ref], gp.layer_grads[ref],
+                                           strict=True)):
+                self.acts.setdefault((ref, i), []).append((row_ids, rows_of(a)))
+                self.grads.setdefault((ref, i), []).append((row_ids, rows_of(g)))
+
+    def layer_results(self, ctx: MethodContext, layers: Sequence[LayerRef]
+                      ) -> tuple[dict[LayerRef, list[Tensor]], dict[LayerRef, list[Tensor]]]:
+        """Activations and gradients per layer call, in row order."""
+        acts: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+        grads: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
+        for (ref, i), pieces in self.acts.items():
+            acts[ref].append(_assemble(ctx, pieces))
+            grads[ref].append(_assemble(ctx, self.grads[(ref, i)]))
+        return acts, grads
+
+
 def gradient_pass(
     ctx: MethodContext,
     *,
@@ -103,15 +139,12 @@ def gradient_pass(
     cut_at_layer: bool = False,
 ) -> GradientResult:
     """Gradients of every requested (doc, class) score, in chunks of docs."""
-    adapter, n = ctx.adapter, ctx.n_docs
-    size = ctx.chunk_size(n)
+    n = ctx.n_docs
     per_doc: list[list[int]] = [[] for _ in range(n)]
     scores_parts: list[np.ndarray] = []
-    in_pieces: list[tuple[np.ndarray, Tensor]] = []
-    act_pieces: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = {}
-    grad_pieces: dict[tuple[LayerRef, int], list[tuple[np.ndarray, Tensor]]] = {}
+    pieces = _Pieces()
     chunk_targets: list[list[int]] = []
-    chunks = list(iter_chunks(n, size))
+    chunks = list(iter_chunks(n, ctx.chunk_size(n)))
     with progress_bar(ctx, len(chunks), "explaining") as bar:
         for sl in chunks:
             docs = list(range(sl.start, sl.stop))
@@ -132,29 +165,14 @@ def gradient_pass(
             for j, gp in enumerate(passes):
                 local = np.array([i for i, ts in enumerate(chunk_targets) if j < len(ts)])
                 row_ids = offsets[np.asarray(docs)[local]] + j
-                every = len(local) == len(docs)  # every doc of the chunk: no copy
-
-                def rows_of(t: Tensor, local: np.ndarray = local, every: bool = every) -> Tensor:
-                    return t if every else adapter.ops.take(t, local)
-
-                if gp.input_grad is not None:
-                    in_pieces.append((row_ids, rows_of(gp.input_grad)))
-                for ref in layers:
-                    for i, (a, g) in enumerate(
-                        zip(gp.activations[ref], gp.layer_grads[ref], strict=True)
-                    ):
-                        act_pieces.setdefault((ref, i), []).append((row_ids, rows_of(a)))
-                        grad_pieces.setdefault((ref, i), []).append((row_ids, rows_of(g)))
+                # every doc of the chunk: no copy
+                pieces.add(ctx, gp, layers, row_ids, local, len(local) == len(docs))
             bar.update(1)
-    layer_acts: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
-    layer_grads: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
-    for (ref, _i), pieces in act_pieces.items():
-        layer_acts[ref].append(_assemble(ctx, pieces))
-        layer_grads[ref].append(_assemble(ctx, grad_pieces[(ref, _i)]))
+    layer_acts, layer_grads = pieces.layer_results(ctx, layers)
     return GradientResult(
         scores=np.concatenate(scores_parts, axis=0),
         rows=Rows.from_targets(per_doc),
-        input_grad=_assemble(ctx, in_pieces) if in_pieces else None,
+        input_grad=_assemble(ctx, pieces.inputs) if pieces.inputs else None,
         layer_acts=layer_acts,
         layer_grads=layer_grads,
     )

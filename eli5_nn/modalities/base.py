@@ -81,6 +81,10 @@ class Modality(Protocol):
                 ) -> Prepared:
         """The method's input; ``layout`` is the user's ``layout=`` for it, if given."""
 
+    def attribution_layout(self, spec: MethodTraits, prepared: Prepared,
+                           layer_layout: Layout | None) -> Layout:
+        """How the rows of the method's attribution read."""
+
     def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
              relu: bool | None, display: np.ndarray | None) -> RowMaps:
         """The maps of attribution row ``row`` (of doc ``d``, read with ``layout``);
@@ -113,6 +117,15 @@ def check_single(single: bool, n_docs: int, shape: tuple[int, ...]) -> None:
             f"size 1, got shape {shape}. Add the axis with x[None] (or x.unsqueeze(0)); for "
             "several docs use eli5_nn.explain_predictions."
         )
+
+
+def attribution_layout(spec: MethodTraits, prepared: Prepared, layer_layout: Layout | None
+                       ) -> Layout:
+    """The layout of an attribution over a CAM layer's map or over the prepared input."""
+    layout = layer_layout if spec.space == "layer" else prepared.layout
+    if layout is None:
+        raise ExplanationError(f"method {spec.key!r}: the layout of its attribution is unknown")
+    return layout
 
 
 def layer_maps(layout: Layout, row: np.ndarray, relu: bool | None) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,14 @@ from ..errors import Eli5NNTypeError, ExplanationError
 from ..layout import Layout
 from ..results import Lazy, NNExplanation, NNTargetExplanation
 from . import image as image_mod
-from .base import MethodTraits, Prepared, RowMaps, check_single, layer_maps
+from .base import (
+    MethodTraits,
+    Prepared,
+    RowMaps,
+    attribution_layout,
+    check_single,
+    layer_maps,
+)
 
 TOP_REGIONS = 5
 
@@ -125,6 +132,12 @@ class DenseInput:
         return tuple(s for i, s in enumerate(self.shape[1:]) if i != ch)
 
     # -- results --------------------------------------------------------------------------
+    @staticmethod
+    def attribution_layout(spec: MethodTraits, prepared: Prepared,
+                           layer_layout: Layout | None) -> Layout:
+        """The CAM layer's layout, or the input's."""
+        return attribution_layout(spec, prepared, layer_layout)
+
     def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
              relu: bool | None, display: np.ndarray | None) -> RowMaps:
         """A layer CAM resized to the input's map, or an input attribution reduced

@@ -18,7 +18,14 @@ from ..errors import ExplanationError
 from ..layout import Layout
 from ..results import NNExplanation, NNTargetExplanation
 from . import text as text_mod
-from .base import MethodTraits, Prepared, RowMaps, check_single, layer_maps
+from .base import (
+    MethodTraits,
+    Prepared,
+    RowMaps,
+    attribution_layout,
+    check_single,
+    layer_maps,
+)
 
 
 @dataclass
@@ -143,6 +150,15 @@ class TokenInput:
             b_ids = np.broadcast_to(np.asarray(baseline), self.space.ids.shape).copy()
             text_mod.check_ids(b_ids, self.vocab, self.space.layer.name)
             prepared.baseline = self._embed(b_ids)
+
+    @staticmethod
+    def attribution_layout(spec: MethodTraits, prepared: Prepared,
+                           layer_layout: Layout | None) -> Layout:
+        """The CAM layer's layout; ``"T"`` for one value per token; else the
+        embedding output's (tokens × dimensions)."""
+        if spec.space != "layer" and spec.text == "token":
+            return Layout("T")
+        return attribution_layout(spec, prepared, layer_layout)
 
     def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
              relu: bool | None, display: np.ndarray | None) -> RowMaps:

@@ -239,3 +239,15 @@ def test_model_left_as_found():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert all(p.grad is None for p in model.parameters())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_every_target_carries_the_layout_of_its_attribution():
+    torch.manual_seed(0)
+    model = TextCNN().eval()
+    for method, axes in [("gradient", "TC"), ("occlusion", "T"), ("grad-cam", "CT")]:
+        t = explain(model, IDS, method=method, pad_value=0).targets[0]
+        assert t.layout.axes == axes, method
+        assert len(t.attribution.shape) == len(axes)
+    lstm = BiLSTM().eval()
+    t = explain(lstm, IDS, method="grad-cam", layer="rnn").targets[0]
+    assert t.layout.axes == "TC" and t.attribution.shape[0] == IDS.shape[1]
