@@ -14,8 +14,9 @@ import torch
 
 transformers = __import__("pytest").importorskip("transformers")
 
-#: image side and patch size of the vision models (a 4×4 patch grid for ViT/DeiT)
-IMAGE, PATCH, N_LABELS = 32, 8, 5
+#: image side and patch size of the vision transformers (a 4×4 patch grid for ViT/DeiT);
+#: the CNNs (stride 32) get CNN_IMAGE for a 2×2 map at their last stage
+IMAGE, PATCH, N_LABELS, CNN_IMAGE = 32, 8, 5, 64
 VOCAB, LENGTH = 99, 9
 
 _VIT = dict(
@@ -28,9 +29,9 @@ _TEXT = dict(
 )
 
 
-def _image(seed: int = 1) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"pixel_values": torch.rand(1, 3, IMAGE, IMAGE, generator=g) * 2 - 1}
+def _image(size: int = IMAGE) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {"pixel_values": torch.rand(1, 3, size, size, generator=g) * 2 - 1}
 
 
 def _text(pad_id: int, bos: int | None = None, eos: int | None = None) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def swin() -> Any:
 def convnext() -> Any:
     cfg = transformers.ConvNextConfig(
         num_channels=3, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_labels=N_LABELS,
-        image_size=IMAGE,
+        image_size=CNN_IMAGE,
     )
     return transformers.ConvNextForImageClassification(cfg)
 
@@ -97,8 +98,8 @@ BUILDERS: dict[str, tuple[Callable[[], Any], Callable[[], dict[str, Any]]]] = {
     "vit": (vit, _image),
     "deit": (deit, _image),
     "swin": (swin, _image),
-    "convnext": (convnext, _image),
-    "resnet": (resnet, _image),
+    "convnext": (convnext, lambda: _image(CNN_IMAGE)),
+    "resnet": (resnet, lambda: _image(CNN_IMAGE)),
     "bert": (bert, lambda: _text(0, 2, 3)),
     "roberta": (roberta, lambda: _text(1, 0, 2)),
     "distilbert": (distilbert, lambda: _text(0, 2, 3)),
