@@ -78,14 +78,60 @@ def resize_values(values: np.ndarray, size: tuple[int, int], resampling_filter: 
     return np.asarray(img, dtype=np.float64)
 
 
+def enlarge(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` enlarged ``factor`` times with nearest neighbour (pixels stay crisp)."""
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def is_grey(image: Image.Image) -> bool:
+    """Whether ``image`` comes from a one-channel input (PIL modes L, LA, 1, I, F)."""
+    return image.mode in ("L", "LA", "1", "I", "I;16", "F")
+
+
+def outline(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The contour of the input's bright strokes at ``size`` = (width, height).
+
+    The grey picture is resized smoothly and cut at half its range; returns the
+    boolean masks of the pixels just inside and just outside that contour, or
+    None for a flat picture.
+    """
+    grey = np.asarray(image.convert("L").resize(size, Image.Resampling.BILINEAR),
+                      dtype=np.float64)
+    lo, hi = float(grey.min()), float(grey.max())
+    if hi - lo < 16:
+        return None
+    inside = grey > (lo + hi) / 2
+    padded = np.pad(inside, 1, mode="edge")
+    shifts = [padded[1:-1, :-2], padded[1:-1, 2:], padded[:-2, 1:-1], padded[2:, 1:-1]]
+    eroded = inside & np.logical_and.reduce(shifts)
+    dilated = inside | np.logical_or.reduce(shifts)
+    return inside & ~eroded, dilated & ~inside
+
+
 def overlay(image: Image.Image, values: np.ndarray, signed: bool,
             cmap: Callable[[np.ndarray], np.ndarray], alpha_limit: float,
-            resampling_filter: Any) -> Image.Image:
-    """The display map coloured and blended over ``image`` (RGBA, image's size)."""
-    base = image.convert("RGBA")
+            resampling_filter: Any, factor: int = 1, contour: bool = False) -> Image.Image:
+    """The display map coloured and blended over ``image`` (RGBA).
+
+    The picture is enlarged ``factor`` times first (nearest neighbour) and the
+    map resized to it, so the heat stays smooth on small inputs. With
+    ``contour``, the input's strokes are drawn on top as a thin dark line with
+    a light halo, so the input stays visible under strong values.
+    """
+    base = enlarge(image, factor).convert("RGBA")
     v = resize_values(values, base.size, resampling_filter)
     heat = Image.fromarray(colorize(v, signed, cmap, alpha_limit), mode="RGBA")
-    return Image.alpha_composite(base, heat)
+    out = Image.alpha_composite(base, heat)
+    lines = outline(image, base.size) if contour else None
+    if lines is not None:
+        arr = np.array(out)
+        inner, outer = lines
+        arr[inner, :3] = (arr[inner, :3] * 0.15 + 20).astype(np.uint8)
+        arr[outer, :3] = (arr[outer, :3] * 0.3 + 178).astype(np.uint8)
+        out = Image.fromarray(arr, mode="RGBA")
+    return out
 
 
 def colour_bar(length: int, thickness: int, signed: bool,

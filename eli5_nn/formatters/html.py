@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from PIL import Image
 
+from ..errors import Eli5NNTypeError
 from ..results import Comparison, Hierarchy
 from .blocks import grid_block, plain_block, text_block, text_comparison_block
 from .colors import ColormapLike
@@ -41,11 +42,12 @@ def _items(obj: Any) -> list[Explanation | Comparison]:
             isinstance(o, (Explanation, Comparison)) for o in obj):
         return list(obj)
     if isinstance(obj, (str, Path)):
-        raise TypeError(
-            f"expected explanations, got the path {str(obj)!r}; save_html takes the path "
-            "first: eli5_nn.save_html(path, explanations)"
+        raise Eli5NNTypeError(
+            f"expected an eli5 Explanation, an eli5_nn Comparison or a list of them, got the "
+            f"string {str(obj)!r} (to write a page: eli5_nn.save_html(path, explanations), "
+            "the path first)"
         )
-    raise TypeError(
+    raise Eli5NNTypeError(
         "expected an eli5 Explanation, an eli5_nn Comparison, a non-empty list of them, or a "
         f"dict of section headings to such lists, got {type(obj).__name__}"
     )
@@ -56,7 +58,8 @@ def _sections(obj: Any) -> list[tuple[str, list[Explanation | Comparison]]]:
     else one section without a heading."""
     if isinstance(obj, Mapping):
         if not obj:
-            raise TypeError("expected at least one section of explanations, got an empty dict")
+            raise Eli5NNTypeError("expected at least one section of explanations, got an "
+                                  "empty dict")
         return [(str(k), _items(v)) for k, v in obj.items()]
     return [("", _items(obj))]
 
@@ -220,7 +223,7 @@ def save_html(path: str | Path, explanations: Any, *, title: str = "eli5-nn repo
         first), or ``explanations`` holds something else than explanations.
     """
     if not isinstance(path, (str, Path)) or isinstance(explanations, (str, Path)):
-        raise TypeError(
+        raise Eli5NNTypeError(
             "save_html takes the path first, then the explanations: "
             "eli5_nn.save_html('report.html', explanations); got "
             f"{type(path).__name__} and {type(explanations).__name__}"

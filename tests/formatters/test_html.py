@@ -44,9 +44,9 @@ def test_image_explanation_embeds_every_target_and_the_input():
     expl = image_explanation(targets=[("cat", 1.0), ("dog", 0.5), ("fox", 0.2)])
     html = eli5_nn.format_as_html(expl)
     assert html.count('<img class="eli5-nn-pic') == 4  # the input and three overlays
-    for name in ("cat", "dog", "fox"):
-        assert f'<div class="eli5-nn-target">{name}</div>' in html
-    assert "score 2, p=0.500" in html  # target header: score and probability
+    for name in ("cat", "dog", "fox"):  # one caption line per map: target, score, probability
+        assert re.search(f"<figcaption>{name}, score [0-9.]+, p=[0-9.]+</figcaption>", html)
+    assert "score 2, p=0.500" in html
     assert "Gradient × Input" in html and "made by hand" in html  # method, description
     assert "importance (heatmap)" in html  # the legend
     _no_active_markup(html)
