@@ -122,6 +122,8 @@ def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run:
                 run.n_errors += int(row["n_errors"])
                 bar.update(int(row["n_items"]))
         run.shards_written.sort()
+        for p in run.out.glob(".*.tmp"):  # left by workers that died; their shards got redone
+            p.unlink(missing_ok=True)
     finally:
         if started:
             ray.shutdown()

@@ -187,7 +187,7 @@ def read_errors(out_dir: str | Path) -> Any:
 
 
 def _read(out_dir: str | Path, kind: str, columns: Sequence[str] | None) -> Any:
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq
 
     pa = _pa()
     folder = Path(out_dir)
