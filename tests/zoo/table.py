@@ -56,7 +56,7 @@ TORCH_ZOO = (
             IMAGE_METHODS + TRANSFORMER),
     ZooCase("hf-swin", "transformers", "SwinForImageClassification", "image",
             "swin.layernorm", POOLED, "tokens × hidden on the last stage's 4×4 grid",
-            IMAGE_METHODS),
+            tuple(m for m in IMAGE_METHODS if m != "fullgrad")),
     ZooCase("hf-convnext", "transformers", "ConvNextForImageClassification", "image",
             "convnext.encoder.stages.3", "enters the head's mean over height and width",
             "channels × height × width", IMAGE_METHODS),
