@@ -8,7 +8,8 @@ Options: ``--quick`` (fewer passes and repeats: the whole suite in a few
 minutes), ``--write`` (also write the tables into ``docs/benchmarks.rst`` and
 into the Benchmarks section of ``README.rst``), ``--results FILE`` (keep each
 benchmark's rows in FILE as it finishes; a later run with the same FILE runs
-only the benchmarks missing there).
+only the benchmarks missing there), ``--only WORD`` (run and print only the
+benchmarks whose caption contains WORD, e.g. ``--only Captum``; no ``--write``).
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ def _threads(argv: list[str]) -> int:
 THREADS = _threads(sys.argv) if __name__ == "__main__" else None
 
 from benchmarks import (  # noqa: E402
+    bench_batch,
+    bench_captum,
+    bench_captum_text,
     bench_cd,
+    bench_import,
     bench_keras,
     bench_keras_text,
+    bench_quadrature,
     bench_render,
     bench_text,
     bench_torch,
@@ -79,6 +85,31 @@ def speed_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def captum_table(rows: list[dict[str, Any]]) -> str:
+    """eli5-nn against Captum as an RST table."""
+    return _table(
+        ["framework", "method", "ours (s)", "Captum (s)", "ours ÷ Captum", "note"],
+        [[r["framework"], r["method"], f"{r['ours_s']:.3f}", f"{r['captum_s']:.3f}",
+          f"{r['ratio']:.2f}", r.get("note", "")] for r in rows],
+    )
+
+
+def batch_table(rows: list[dict[str, Any]]) -> str:
+    """Automatic batch size against the best fixed chunk as an RST table."""
+    return _table(["framework", "call", "auto chunk", "best fixed", "auto (s)", "best (s)",
+                   "auto ÷ best"], bench_batch.batch_table_rows(rows))
+
+
+def quadrature_table(rows: list[dict[str, Any]]) -> str:
+    """Integrated Gradients' rules: passes and errors as an RST table."""
+    return _table(
+        ["rule", "passes", "completeness error (median)", "(max)",
+         f"L2 error vs {bench_quadrature.REFERENCE} steps (median)"],
+        [[r["rule"].rsplit(" ", 1)[0], str(r["passes"]), f"{100 * r['completeness']:.2f}%",
+          f"{100 * r['completeness_max']:.1f}%", f"{100 * r['l2']:.2f}%"] for r in rows],
+    )
+
+
 def memory_table(rows: list[dict[str, Any]]) -> str:
     """Memory rows as an RST table."""
     return _table(["framework", "call", "peak extra memory (MB)"],
@@ -95,10 +126,29 @@ SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
     ("Contextual decomposition: CD of 64 patch masks of one 224×224 image (a VGG-style net) "
      "in one batched pass, against 64 plain forward passes.", bench_cd.run),
     ("Rendering: the share of HTML rendering in explaining and showing.", bench_render.run),
+    ("Start-up: importing eli5-nn in a fresh process, against importing torch (median of "
+     "alternated runs).", bench_import.run),
+]
+
+#: (caption, benchmark, table) of the tables that are not ratios against a floor
+EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str]]] = [
+    ("vs Captum (images): the ResNet-style network at 224×224 and 112×112, PyTorch, ours "
+     "÷ Captum 0.9 in the same process (alternated calls, medians). Step- and sample-based "
+     "methods: once with each library's own batching, once both at eli5-nn's batch size.",
+     lambda quick: bench_captum.run(quick), captum_table),
+    ("vs Captum (text): 256 IMDB-length reviews (64 with --quick), text CNN and BiLSTM, one "
+     "call over all reviews in each library.", bench_captum_text.run, captum_table),
+    ("Automatic batch_size: Integrated Gradients with batch_size=None against the best of "
+     "the fixed chunks 1, 2, 5, 10, 25, 50 (medians of alternated runs), on every backend.",
+     bench_batch.run, batch_table),
+    ("Integrated Gradients quadrature: completeness error |sum(attribution) - (f(x) - "
+     "f(0))| / |f(x) - f(0)| and distance to a 256-step reference, medians over random "
+     "images (112×112, the ResNet-style network).", bench_quadrature.run, quadrature_table),
 ]
 
 
-def measure(quick: bool, results: Path | None = None) -> tuple[list[tuple[str, str]], str]:
+def measure(quick: bool, results: Path | None = None, only: str | None = None
+            ) -> tuple[list[tuple[str, str]], str]:
     """Run every benchmark; returns (caption, speed table) pairs and the memory table.
 
     With ``results``, the rows of each finished benchmark are saved there as JSON,
@@ -112,12 +162,12 @@ def measure(quick: bool, results: Path | None = None) -> tuple[list[tuple[str, s
             saved = {}
     saved["quick"] = quick
     steps: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
-        *SECTIONS,
+        *SECTIONS, *[(caption, bench) for caption, bench, _ in EXTRA],
         ("memory", lambda quick: bench_torch.memory_rows()
          + list(bench_keras.memory_rows(quick))),
     ]
     for caption, bench in steps:
-        if caption in saved:
+        if caption in saved or (only and only.lower() not in caption.lower()):
             continue
         t0 = time.perf_counter()
         saved[caption] = bench(quick)
@@ -125,8 +175,11 @@ def measure(quick: bool, results: Path | None = None) -> tuple[list[tuple[str, s
               file=sys.stderr)
         if results is not None:
             results.write_text(json.dumps(saved, indent=1), encoding="utf-8")
-    tables = [(caption, speed_table(saved[caption])) for caption, _ in SECTIONS]
-    return tables, memory_table(saved["memory"])
+    tables = [(caption, speed_table(saved[caption])) for caption, _ in SECTIONS
+              if caption in saved]
+    tables += [(caption, table(saved[caption])) for caption, _, table in EXTRA
+               if caption in saved]
+    return tables, memory_table(saved["memory"]) if "memory" in saved else ""
 
 
 def _fill(text: str) -> str:
@@ -138,7 +191,7 @@ def tables_rst(tables: list[tuple[str, str]], memory: str) -> str:
     memory_caption = ("Peak resident memory that one Integrated Gradients call adds, at a "
                       "fixed ``batch_size`` and four times the steps (each in a fresh process).")
     parts = [f"{_fill(caption)}\n\n{table}"
-             for caption, table in [*tables, (memory_caption, memory)]]
+             for caption, table in [*tables, (memory_caption, memory)] if table]
     return "\n\n".join(parts)
 
 
@@ -198,8 +251,19 @@ rendered.
 
 {tables}
 
+The *vs Captum* tables run Captum (the ``bench`` extra: ``pip install eli5-nn[bench]``) on
+the same model, input, targets and passes: ``LayerGradCam`` with its map upsampled to the
+input as eli5-nn's is, ``Saliency``, ``InputXGradient``, ``NoiseTunnel(Saliency)`` with the
+same samples and absolute noise, ``IntegratedGradients`` with the same steps and rule, and
+for text the layer variants on the embedding and ``Occlusion``. Calls alternate in one
+process; a row's ratio is the median of the per-round ratios. Step- and sample-based
+methods appear twice: each library with its own batching (Captum's default runs all steps
+or samples in one pass), then both at the batch size eli5-nn picks.
+
 The floors are in ``benchmarks/`` (``bench_torch.py``, ``bench_keras.py``,
-``bench_text.py``, ``bench_keras_text.py``, ``bench_cd.py``, ``bench_render.py``);
+``bench_text.py``, ``bench_keras_text.py``, ``bench_cd.py``, ``bench_render.py``; Captum:
+``bench_captum.py``, ``bench_captum_text.py``; ``bench_batch.py``, ``bench_quadrature.py``,
+``bench_import.py``);
 ``python benchmarks/run.py --write`` rewrites this page and the tables in the README.
 """
 
@@ -251,7 +315,10 @@ def write_readme(tables: str) -> None:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     results = Path(argv[argv.index("--results") + 1]) if "--results" in argv else None
-    tables, memory = measure(quick, results)
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    if only and "--write" in argv:
+        raise SystemExit("--write needs every benchmark: run without --only")
+    tables, memory = measure(quick, results, only)
     block = tables_rst(tables, memory)
     print(block)
     if "--write" in argv:

@@ -1,0 +1,164 @@
+"""eli5-nn against Captum on the image methods both have (PyTorch, CPU).
+
+The benchmark's ResNet-style network (``bench_torch.make_model``) at 224×224
+and at 112×112. For each method both libraries run the same passes on the
+same input and target:
+
+- Grad-CAM: Captum's ``LayerGradCam`` on the layer eli5-nn picks
+  (``model.layers``), ReLU, upsampled bilinearly to the input with
+  ``LayerAttribution.interpolate`` (as eli5-nn resizes its map);
+- gradient: ``Saliency``; gradient × input: ``InputXGradient``;
+- SmoothGrad: ``NoiseTunnel(Saliency)`` with ``nt_type="smoothgrad"``, the same
+  number of samples and the same absolute noise (eli5-nn's ``noise`` is relative
+  to the input's range: Captum gets ``stdevs = noise * (max(x) - min(x))``);
+- Integrated Gradients: ``IntegratedGradients`` with the same steps and rule
+  (Gauss–Legendre, Captum's default), from a zero baseline.
+
+Step- and sample-based methods get two rows: Captum with its own batching (all
+steps or samples in one pass, its default) against eli5-nn with its own
+(``batch_size`` from its memory budget), and both at the same batch size (the one
+eli5-nn picks). Calls alternate in one process after warm-up; the ratio of a row
+is the median of the per-round ratios ours ÷ Captum.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import eli5_nn  # noqa: E402
+from benchmarks.bench_torch import make_model  # noqa: E402
+
+STEPS = 50
+SAMPLES = 50
+NOISE = 0.15
+
+
+def paired(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int, warmup: int = 1
+           ) -> tuple[float, float, float]:
+    """Median times of ``ours`` and ``theirs`` run alternately (which goes first
+    alternates too) and the median of the per-round ratios ours ÷ theirs."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    t_ours, t_theirs = [], []
+    for i in range(repeat):
+        pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
+        times = []
+        for fn in pair:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        a, b = times if i % 2 == 0 else times[::-1]
+        t_ours.append(a)
+        t_theirs.append(b)
+    ratios = np.array(t_ours) / np.array(t_theirs)
+    return float(np.median(t_ours)), float(np.median(t_theirs)), float(np.median(ratios))
+
+
+def captum_row(framework: str, method: str, ours: float, theirs: float, ratio: float,
+               note: str, error: float | None = None) -> dict[str, Any]:
+    """One row of the vs-Captum table (``error``: IG completeness error, relative)."""
+    row = {"framework": framework, "method": method, "ours_s": ours, "captum_s": theirs,
+           "ratio": ratio, "note": note}
+    if error is not None:
+        row["error"] = error
+    return row
+
+
+def auto_batch_size(model: Any, x: Any, units: int) -> int:
+    """The chunk eli5-nn picks for ``units`` gradient rows of inputs like ``x``."""
+    from eli5_nn.adapters import get_adapter
+    from eli5_nn.methods.context import MethodContext
+
+    ctx = MethodContext(adapter=get_adapter(model), x=x, resolve_targets=lambda s, d: [])
+    return int(ctx.chunk_size(units))
+
+
+class Image:
+    """Ours and Captum's calls on one image of side ``size``."""
+
+    def __init__(self, size: int) -> None:
+        from captum.attr import (
+            InputXGradient,
+            IntegratedGradients,
+            LayerGradCam,
+            NoiseTunnel,
+            Saliency,
+        )
+
+        self.model = model = make_model()
+        self.x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            self.target = int(model(self.x)[0].argmax())
+        self.std = float(NOISE * (self.x.max() - self.x.min()))
+        self.gradcam = LayerGradCam(model, model.layers)
+        self.saliency = Saliency(model)
+        self.ixg = InputXGradient(model)
+        self.nt = NoiseTunnel(Saliency(model))
+        self.ig = IntegratedGradients(model)
+
+    def ours(self, method: str, **kw: Any) -> Callable[[], Any]:
+        return lambda: eli5_nn.explain_prediction_nn(
+            self.model, self.x, method=method, targets=[self.target], progress=False, **kw)
+
+    def captum_gradcam(self) -> torch.Tensor:
+        cam = self.gradcam.attribute(self.x, target=self.target, relu_attributions=True)
+        return F.interpolate(cam, self.x.shape[2:], mode="bilinear", align_corners=False)
+
+    def captum(self, method: str, batch: int | None = None) -> Callable[[], Any]:
+        x, t = self.x, self.target
+        calls: dict[str, Callable[[], Any]] = {
+            "grad-cam": self.captum_gradcam,
+            "gradient": lambda: self.saliency.attribute(x, target=t),
+            "gradient-x-input": lambda: self.ixg.attribute(x, target=t),
+            "smoothgrad": lambda: self.nt.attribute(
+                x, nt_type="smoothgrad", nt_samples=SAMPLES, stdevs=self.std, target=t,
+                nt_samples_batch_size=batch),
+            "integrated-gradients": lambda: self.ig.attribute(
+                x, baselines=0.0, target=t, n_steps=STEPS, method="gausslegendre",
+                internal_batch_size=batch),
+        }
+        return calls[method]
+
+
+def image_rows(size: int, repeat: int) -> list[dict[str, Any]]:
+    """Every image method at ``size``×``size``: ours ÷ Captum."""
+    im = Image(size)
+    fw = f"torch {size}×{size}"
+    rows = []
+    for method in ("grad-cam", "gradient", "gradient-x-input"):
+        o, c, r = paired(im.ours(method), im.captum(method), repeat)
+        rows.append(captum_row(fw, method, o, c, r, "one pass"))
+    for method, n, kw in (("smoothgrad", SAMPLES, {"samples": SAMPLES, "noise": NOISE}),
+                          ("integrated-gradients", STEPS, {"steps": STEPS})):
+        chunk = auto_batch_size(im.model, im.x, n)
+        rep = max(3, repeat // 3)
+        o, c, r = paired(im.ours(method, **kw), im.captum(method), rep)
+        rows.append(captum_row(fw, method, o, c, r,
+                               f"{n} passes; ours batch {chunk} (auto), Captum {n} (its default)"))
+        o, c, r = paired(im.ours(method, batch_size=chunk, **kw), im.captum(method, chunk), rep)
+        rows.append(captum_row(fw, f"{method} batch_size={chunk}", o, c, r,
+                               f"{n} passes; both batch {chunk}"))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Rows {framework, method, ours_s, captum_s, ratio, note}."""
+    repeat = 5 if quick else 15
+    sizes = (112,) if quick else (224, 112)
+    return [row for size in sizes for row in image_rows(size, repeat)]
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(row)
