@@ -183,8 +183,8 @@ def _cam_layer(adapter: Adapter, model_in: Any, layer: Any, user_layout: Layout 
             "an MLP), so CAM methods cannot apply. Use a gradient method instead: "
             "method='gradient', 'integrated-gradients' or 'smoothgrad'."
         )
-    spatial = [f for f in found if _map_size(f[2], f[1]) > 1]
-    ref, shape, layout = (spatial or found)[-1]
+    ref, shape, layout = next((f for f in reversed(found) if _map_size(f[2], f[1]) > 1),
+                              found[-1])
     logger.info("eli5_nn: CAM layer chosen automatically: %r %s", ref.name, shape)
     return ref, user_layout or layout
 

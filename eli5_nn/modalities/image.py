@@ -119,9 +119,12 @@ def resize_map(m: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
 
 def normalise(m: np.ndarray) -> np.ndarray:
     """Divide a non-negative map by its maximum; an all-zero map stays zero."""
-    m = np.nan_to_num(np.asarray(m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    m = np.clip(m, 0.0, None)
+    m = np.asarray(m, dtype=np.float64)
     top = float(m.max()) if m.size else 0.0
+    if not np.isfinite(top) or (m.size and not np.isfinite(m.min())):
+        m = np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(m.max())
+    m = np.maximum(m, 0.0)
     return m / top if top > 0 else np.zeros_like(m)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -88,7 +89,7 @@ def documents(document: Any, n_docs: int) -> list[str | None]:
 
 def default_tokens(ids: np.ndarray) -> list[str]:
     """Token strings when none are given: the ids themselves."""
-    return [str(int(i)) for i in ids]
+    return list(map(str, np.asarray(ids).tolist()))
 
 
 def token_weights(attribution: np.ndarray, how: str) -> np.ndarray:
@@ -112,14 +113,26 @@ def resize_1d(m: np.ndarray, length: int) -> np.ndarray:
     return np.interp(src, np.arange(len(m)), m)
 
 
-def _offsets(tokens: Sequence[str], document: str | None) -> tuple[str, list[tuple[int, int]]]:
+@dataclass(frozen=True)
+class DocSpans:
+    """Where the real tokens of one doc sit in its text, and their feature names
+    (one per occurrence, so eli5 does not divide a weight among equal tokens)."""
+
+    document: str
+    offsets: list[tuple[int, int]]
+    names: list[str]
+
+
+def doc_spans(tokens: Sequence[str], document: str | None = None) -> DocSpans:
+    """The spans of ``tokens`` (the real positions only) in ``document``, or in the
+    tokens joined by spaces when there is no document."""
+    names = [f"{t} [{i}]" for i, t in enumerate(tokens)]
     if document is None:
-        spans, pos = [], 0
-        for t in tokens:
-            spans.append((pos, pos + len(t)))
-            pos += len(t) + 1
-        return " ".join(tokens), spans
-    spans, pos = [], 0
+        lens = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        starts = np.concatenate([[0], np.cumsum(lens + 1)[:-1]]).astype(np.int64)
+        offsets = list(zip(starts.tolist(), (starts + lens).tolist(), strict=True))
+        return DocSpans(" ".join(tokens), offsets, names)
+    offsets, pos = [], 0
     low = document.lower()
     for t in tokens:
         at = low.find(t.lower(), pos)
@@ -128,9 +141,33 @@ def _offsets(tokens: Sequence[str], document: str | None) -> tuple[str, list[tup
                 f"token {t!r} is not found in document= after offset {pos}; the tokens must "
                 "appear in the document in order"
             )
-        spans.append((at, at + len(t)))
+        offsets.append((at, at + len(t)))
         pos = at + len(t)
-    return document, spans
+    return DocSpans(document, offsets, names)
+
+
+def spans(doc: DocSpans, weights: np.ndarray) -> WeightedSpans:
+    """eli5 weighted spans: one per token occurrence with its signed weight."""
+    w = np.asarray(weights, dtype=np.float64).tolist()
+    return WeightedSpans(docs_weighted_spans=[DocWeightedSpans(
+        document=doc.document, preserve_density=False,
+        spans=[(n, [o], v) for n, o, v in zip(doc.names, doc.offsets, w, strict=True)],
+    )])
+
+
+def top_tokens(names: Sequence[str], weights: np.ndarray, top: int = TOP_TOKENS
+               ) -> FeatureWeights:
+    """The ``top`` tokens with the largest positive and negative weights."""
+    w = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-w, kind="stable")
+    n_pos, n_neg = int((w > 0).sum()), int((w < 0).sum())
+    pos = order[:min(top, n_pos)]
+    neg = order[::-1][:min(top, n_neg)]
+    return FeatureWeights(
+        pos=[FeatureWeight(names[i], float(w[i])) for i in pos.tolist()],
+        neg=[FeatureWeight(names[i], float(w[i])) for i in neg.tolist()],
+        pos_remaining=max(0, n_pos - top), neg_remaining=max(0, n_neg - top),
+    )
 
 
 def weighted_spans(
@@ -140,21 +177,8 @@ def weighted_spans(
 
     ``tokens`` and ``weights`` hold the real (non-padding) positions only.
     """
-    doc, offsets = _offsets(tokens, document)
-    names = [f"{t} [{i}]" for i, t in enumerate(tokens)]
-    w = [float(v) for v in np.asarray(weights, dtype=np.float64).tolist()]
-    spans = [(n, [o], v) for n, o, v in zip(names, offsets, w, strict=True)]
-    ws = WeightedSpans(
-        docs_weighted_spans=[DocWeightedSpans(document=doc, spans=spans, preserve_density=False)]
-    )
-    order = np.argsort(-np.asarray(w), kind="stable").tolist()
-    pos = [FeatureWeight(names[i], w[i]) for i in order if w[i] > 0]
-    neg = [FeatureWeight(names[i], w[i]) for i in reversed(order) if w[i] < 0]
-    fw = FeatureWeights(
-        pos=pos[:TOP_TOKENS], neg=neg[:TOP_TOKENS],
-        pos_remaining=max(0, len(pos) - TOP_TOKENS), neg_remaining=max(0, len(neg) - TOP_TOKENS),
-    )
-    return ws, fw
+    doc = doc_spans(tokens, document)
+    return spans(doc, weights), top_tokens(doc.names, weights)
 
 
 def check_ids(ids: np.ndarray, vocab: int, layer_name: str) -> None:

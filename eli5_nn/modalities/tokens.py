@@ -16,7 +16,7 @@ import numpy as np
 from ..adapters.base import Adapter, LayerRef, ModelInput, Tensor
 from ..errors import ExplanationError
 from ..layout import Layout
-from ..results import NNExplanation, NNTargetExplanation
+from ..results import Lazy, NNExplanation, NNTargetExplanation
 from . import text as text_mod
 from .base import (
     MethodTraits,
@@ -63,11 +63,13 @@ class EmbeddingSpace:
 
 
 def is_token_input(adapter: Adapter, model_in: Any, tokens: Any) -> bool:
-    """Token ids: tokens given, several inputs, or input to a model with an
-    embedding layer (float ids are then refused with a clear message), or 2-D
+    """Token ids: tokens given, several inputs, or (N, T) input to a model with an
+    embedding layer (float ids are then refused with a clear message), or (N, T)
     integer input (a model without an embedding is then told so)."""
     if tokens is not None or isinstance(model_in, ModelInput):
         return True
+    if len(adapter.ops.shape(model_in)) != 2:
+        return False  # token ids are (n_docs, n_tokens)
     if adapter.embedding_layers():
         return True
     return len(adapter.ops.shape(model_in)) == 2 and not adapter.is_floating(model_in)
@@ -97,6 +99,7 @@ class TokenInput:
         self.tokens = toks if toks is not None else [text_mod.default_tokens(r) for r in ids]
         self.documents = text_mod.documents(document, self.n_docs)
         self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
+        self._spans: dict[int, text_mod.DocSpans] = {}
 
     @staticmethod
     def accepts(spec: MethodTraits) -> bool:
@@ -174,12 +177,20 @@ class TokenInput:
             use_relu = bool(relu)
         return RowMaps(signed, np.clip(signed, 0, None) if use_relu else np.abs(signed))
 
+    def _doc_spans(self, d: int) -> text_mod.DocSpans:
+        """Where the real tokens of doc ``d`` sit (computed once per doc)."""
+        if d not in self._spans:
+            real = self.space.real[d]
+            kept = [t for t, k in zip(self.tokens[d], real.tolist(), strict=True) if k]
+            self._spans[d] = text_mod.doc_spans(kept, self.documents[d])
+        return self._spans[d]
+
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
-        """Weighted spans (one per token occurrence) and the top tokens."""
-        kept = [t for t, k in zip(self.tokens[d], self.space.real[d], strict=True) if k]
-        base.weighted_spans, base.feature_weights = text_mod.weighted_spans(
-            kept, maps.signed, self.documents[d]
-        )
+        """Weighted spans (one per token occurrence) and the top tokens (computed
+        when first read)."""
+        doc, signed = self._doc_spans(d), maps.signed
+        base.weighted_spans = text_mod.spans(doc, signed)
+        base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc.names, signed))
         return base
 
     def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
