@@ -97,7 +97,8 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
     document : str, optional
         Text: the original document; spans then point into it (the tokens must
         appear in it in order). Default: the tokens joined by spaces.
-
+    progress : bool, optional
+        Show a progress bar (default: when the call takes many passes).
     faithfulness : bool
         Also score each target's map by deletion and insertion
         (:func:`eli5_nn.metrics.faithfulness`): ``target.faithfulness`` then

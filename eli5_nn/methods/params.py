@@ -77,9 +77,8 @@ ARGUMENTS: dict[str, Argument] = {
         Argument(
             "quadrature",
             "str, optional\n"
-            "    Integrated Gradients: the quadrature rule, one of "
-            + ", ".join(f"``{k!r}``" for k in sorted(RULES))
-            + "\n    (default ``'gausslegendre'``).",
+            "    Integrated Gradients: the quadrature rule (default ``'gausslegendre'``),\n"
+            "    one of " + ", ".join(f"``{k!r}``" for k in sorted(RULES)) + ".",
             _quadrature, "gausslegendre",
         ),
         Argument(
