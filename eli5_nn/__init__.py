@@ -20,14 +20,14 @@ _eli5_keras.install()  # before anything below imports eli5
 
 import eli5  # noqa: E402
 
-from .adapters.base import ExplanationError  # noqa: E402
-from .base import NNTargetExplanation  # noqa: E402
+from . import metrics  # noqa: E402,F401  (registers faithfulness= with the pipeline)
 from .compare import compare  # noqa: E402
+from .errors import ExplanationError  # noqa: E402
 from .explain import explain_prediction_nn, explain_predictions  # noqa: E402
 from .formatters import format_as_html, format_as_image, save_html  # noqa: E402
 from .methods import METHODS  # noqa: E402
 from .registration import register_all  # noqa: E402
-from .results import Comparison, NNExplanation  # noqa: E402
+from .results import Comparison, NNExplanation, NNTargetExplanation  # noqa: E402
 
 __version__ = "0.1.0"
 

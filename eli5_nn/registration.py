@@ -26,6 +26,7 @@ import eli5
 
 from ._eli5_keras import after_eli5_keras
 from .explain import explain_prediction_nn
+from .results import NNExplanation
 
 _REGISTERED: list[str] = []
 
@@ -93,13 +94,15 @@ def register_all() -> list[str]:
 
 
 def _show_every_target() -> None:
-    """Let ``eli5.show_prediction`` draw every target of an eli5-nn explanation.
+    """Let ``eli5.show_prediction`` show eli5-nn explanations in full.
 
     ``show_prediction`` draws image explanations with eli5's own
-    ``format_as_image``, which handles one target only. Its module-level name
-    is replaced by a function that sends eli5-nn explanations with several
-    targets to :func:`eli5_nn.format_as_image` (one panel per target) and
-    everything else to eli5's function, unchanged.
+    ``format_as_image``, which handles one target only, and text explanations
+    with eli5's ``format_as_html`` and ``show=fields.WEIGHTS``, which leaves out
+    the class, its score and any legend. Its module-level names are replaced by
+    functions that send eli5-nn explanations to eli5-nn's formatters (every
+    target as a panel; the highlighted text under its class, score and legend)
+    and everything else to eli5's functions, unchanged.
     """
     try:
         import eli5.ipython as eli5_ipython
@@ -108,15 +111,25 @@ def _show_every_target() -> None:
     original = eli5_ipython.format_as_image
     if isinstance(original, ImportError) or getattr(original, "_eli5_nn", False):
         return
+    original_html = eli5_ipython.format_as_html
 
     def format_as_image(expl: Any, **kwargs: Any) -> Any:
-        from .formatters import NNExplanation
         from .formatters import format_as_image as draw_every_target
 
         if isinstance(expl, NNExplanation) and len(expl.targets or []) > 1:
             return draw_every_target(expl, **kwargs)
         return original(expl, **kwargs)
 
-    format_as_image.__doc__ = original.__doc__
-    setattr(format_as_image, "_eli5_nn", True)  # noqa: B010
+    def format_as_html(expl: Any, **kwargs: Any) -> str:
+        from .formatters import format_as_html as ours
+
+        if isinstance(expl, NNExplanation):
+            keep = ("include_styles", "preserve_density")
+            return ours(expl, **{k: v for k, v in kwargs.items() if k in keep})
+        return str(original_html(expl, **kwargs))
+
+    for new, old in ((format_as_image, original), (format_as_html, original_html)):
+        new.__doc__ = old.__doc__
+        setattr(new, "_eli5_nn", True)  # noqa: B010
     eli5_ipython.format_as_image = format_as_image
+    eli5_ipython.format_as_html = format_as_html

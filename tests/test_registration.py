@@ -75,3 +75,21 @@ def test_eli5_imported_first_still_gives_eli5_nn_the_keras_models():
     code = "import eli5\n" + KERAS_AFTER.replace("{extra}", "")
     out = _python(code, KERAS_BACKEND="jax")
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_show_prediction_of_a_text_model_shows_the_class_score_and_legend():
+    import eli5
+    import torch
+
+    from tests.text.models import TextCNN
+
+    torch.manual_seed(0)
+    model = TextCNN().eval()
+    ids = torch.tensor([[3, 4, 5, 6, 0, 0]])
+    shown = eli5.show_prediction(model, ids, tokens=["a", "fine", "<film>", "here", "", ""],
+                                 pad_value=0, target_names=["neg", "pos"], targets=[1],
+                                 method="gradient-x-input")
+    html = shown.data
+    assert "pos, score " in html and "p=" in html  # the class, its score and probability
+    assert "token weight (green: for the target, red: against)" in html  # the legend
+    assert "&lt;film&gt;" in html and "<film>" not in html
