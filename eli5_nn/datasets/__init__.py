@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from .core import DatasetRun, explain_dataset
 from .explainer import DatasetExplainer
+from .report import dataset_report
 from .store import as_array, read_errors, read_items, read_manifest
+from .summaries import DatasetSummary, summarize
 
 __all__ = [
     "DatasetExplainer",
     "DatasetRun",
+    "DatasetSummary",
     "as_array",
+    "dataset_report",
     "explain_dataset",
     "read_errors",
     "read_items",
     "read_manifest",
+    "summarize",
 ]
