@@ -113,11 +113,11 @@ def pack_input(doc: Any, convert: Callable[[Any], Tensor]) -> Tensor:
     of a tuple, or the first of :data:`TOKEN_KEYS` in a dict, else its first key)."""
     if isinstance(doc, tuple):
         if not doc:
-            raise ValueError("doc is an empty tuple; pass the model's input(s)")
+            raise ExplanationError("doc is an empty tuple; pass the model's input(s)")
         return ModelInput(tuple(convert(v) for v in doc), None, 0)
     if isinstance(doc, Mapping):
         if not doc:
-            raise ValueError("doc is an empty dict; pass the model's input(s)")
+            raise ExplanationError("doc is an empty dict; pass the model's input(s)")
         keys = tuple(str(k) for k in doc)
         token = next((keys.index(k) for k in TOKEN_KEYS if k in keys), 0)
         return ModelInput(tuple(convert(v) for v in doc.values()), keys, token)

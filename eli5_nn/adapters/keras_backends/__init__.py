@@ -22,6 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ...errors import Eli5NNTypeError
 from ..base import CotangentFn, Tensor
 
 #: ``tap(slot, tensor) -> tensor``: what a layer output is replaced with.
@@ -39,7 +40,7 @@ _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 def load(backend: str) -> ModuleType:
     """The shim module for Keras backend ``backend``."""
     if backend not in _MODULES:
-        raise TypeError(
+        raise Eli5NNTypeError(
             f"eli5-nn supports Keras on the tensorflow, jax and torch backends; "
             f"this Keras runs on {backend!r}"
         )

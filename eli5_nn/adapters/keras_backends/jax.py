@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...errors import ExplanationError
 from ..base import CotangentFn, Tensor
 from . import GradientsResult, Rounds, Run, Slots
 
@@ -47,7 +48,7 @@ def gradients(
 
         def tap(slot: int, t: Tensor) -> Tensor:
             if tuple(t.shape) != tuple(ds[slot].shape):
-                raise ValueError(
+                raise ExplanationError(
                     f"layer output of shape {tuple(t.shape)} where {tuple(ds[slot].shape)} "
                     "was recorded"
                 )

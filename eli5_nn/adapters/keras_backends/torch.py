@@ -1,4 +1,4 @@
-"""torch shim: autograd, with ``torch.autograd.grad`` per round on one graph.
+"""torch shim: autograd, through the torch adapter's one autograd loop.
 
 With ``cut`` the forward pass runs under ``torch.no_grad()`` up to the tapped
 layer, whose output becomes a fresh leaf, so only the rest is recorded.
@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..base import CotangentFn, Tensor
+from ..torch_autograd import autograd_rounds, leaf
 from . import GradientsResult, Rounds, Run, Slots
 
 
@@ -35,36 +36,13 @@ def gradients(
     acts: list[Tensor] = [None] * len(slots)
 
     def tap(slot: int, t: Tensor) -> Tensor:
-        if cut:
-            torch.set_grad_enabled(True)
-        if cut or not t.requires_grad:
-            t = t.detach().requires_grad_(True)
-        acts[slot] = t
-        return t
+        acts[slot] = leaf(t, cut)
+        return acts[slot]
 
     xi = x.detach().requires_grad_(True) if wrt_input else x
-    with torch.enable_grad():
-        if cut:
-            with torch.no_grad():
-                scores = run(xi, tap)
-        else:
-            scores = run(xi, tap)
-    scores_np = scores.detach().cpu().double().numpy()
-    rounds = cotangents(scores_np)
-    sources = ([xi] if wrt_input else []) + acts
-    if not scores.requires_grad:
-        raise ValueError(
-            "the model's output does not depend on anything that can be differentiated"
-        )
-    out: Rounds = []
-    for j, cot in enumerate(rounds):
-        g = torch.as_tensor(cot, dtype=scores.dtype, device=scores.device)
-        grads = torch.autograd.grad(
-            scores, sources, grad_outputs=g, retain_graph=j < len(rounds) - 1, allow_unused=True
-        )
-        grads = tuple(
-            torch.zeros_like(s) if gr is None else gr for s, gr in zip(sources, grads, strict=True)
-        )
-        k = 1 if wrt_input else 0
-        out.append((grads[0] if wrt_input else None, list(grads[k:])))
+    scores_np, grads = autograd_rounds(
+        lambda: run(xi, tap), lambda: ([xi] if wrt_input else []) + acts, cotangents, cut=cut
+    )
+    k = 1 if wrt_input else 0
+    out: Rounds = [(g[0] if wrt_input else None, list(g[k:])) for g in grads]
     return scores_np, out, [a.detach() for a in acts]

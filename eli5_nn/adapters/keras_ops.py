@@ -1,0 +1,81 @@
+"""Array operations with ``keras.ops`` on any backend (:class:`~eli5_nn.adapters.base.Ops`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import ops as K
+
+from .base import Tensor
+
+
+class KerasOps:
+    """:class:`~eli5_nn.adapters.base.Ops` with ``keras.ops`` (any backend)."""
+
+    def asarray(self, value: np.ndarray, like: Tensor) -> Tensor:
+        dtype = keras.backend.standardize_dtype(like.dtype)
+        return K.convert_to_tensor(np.asarray(value), dtype=dtype)
+
+    def to_numpy(self, x: Tensor) -> np.ndarray:
+        return np.array(K.convert_to_numpy(K.stop_gradient(x)))
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return K.sum(x, axis=axis, keepdims=keepdims)
+
+    def mean(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return K.mean(x, axis=axis, keepdims=keepdims)
+
+    def relu(self, x: Tensor) -> Tensor:
+        return K.relu(x)
+
+    def abs(self, x: Tensor) -> Tensor:
+        return K.abs(x)
+
+    def amax(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return K.max(x, axis=axis, keepdims=keepdims)
+
+    def amin(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
+        return K.min(x, axis=axis, keepdims=keepdims)
+
+    def where(self, cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return K.where(cond, x, y)
+
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return K.zeros_like(x)
+
+    def concat(self, xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+        xs = list(xs)
+        return xs[0] if len(xs) == 1 else K.concatenate(xs, axis=axis)
+
+    def take(self, x: Tensor, indices: np.ndarray, axis: int = 0) -> Tensor:
+        idx = K.convert_to_tensor(np.asarray(indices, dtype=np.int32))
+        return K.take(x, idx, axis=axis)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return K.reshape(x, shape)
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor:
+        return K.matmul(a, b)
+
+    def moveaxis(self, x: Tensor, source: int, destination: int) -> Tensor:
+        return K.moveaxis(x, source, destination)
+
+    def normal(self, like: Tensor, std: Tensor, seed: int) -> Tensor:
+        # drawn with numpy so that every backend sees the same noise for a seed
+        rng = np.random.default_rng(int(seed))
+        noise = rng.standard_normal(self.shape(like))
+        return self.asarray(noise, like) * std
+
+    def all_finite(self, x: Tensor) -> bool:
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if "float" not in dtype:
+            return True
+        return bool(K.convert_to_numpy(K.all(K.isfinite(x))))
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(int(s) for s in K.shape(x))
+
+
+__all__ = ["KerasOps"]
