@@ -112,9 +112,11 @@ def explain_dataset(
     if engine not in ("local", "ray"):
         raise ExplanationError(f"engine must be 'local' or 'ray', got {engine!r}")
     out = Path(out)
+    if engine == "local":
+        model = resolve_model(model)  # a loader is called once, here
     source = open_source(data, labels=labels, ids=ids, n_items=n_items, image_size=image_size,
                          channels=channels, channels_last=channels_last, mean=mean, std=std,
-                         model=None if engine == "ray" and callable(model) else model)
+                         model=model)
     spec = get_method(method)
     args = _prepare_args(spec, dict(explain_args), out)
     manifest = _manifest(spec, args, source, full, faithfulness, shard_size, chunk_size,
@@ -131,7 +133,7 @@ def explain_dataset(
         run_ray(model, spec.key, settings, source, run, shard_size, chunk_size,
                 address=address, workers=workers, num_gpus=num_gpus, progress=progress)
     else:
-        explainer = DatasetExplainer(resolve_model(model), spec.key, **settings)
+        explainer = DatasetExplainer(model, spec.key, **settings)
         _run_local(explainer, source, run, shard_size, chunk_size, progress)
     return run
 
