@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from .explain import explain_predictions
-from .formatters import Comparison, save_html
+from .formatters import save_html
 from .methods import METHODS
+from .results import Comparison
 
 DEMO_METHODS = (
     "grad-cam", "grad-cam++", "gradient", "gradient-x-input", "smoothgrad",
@@ -123,12 +124,52 @@ def train_text_models(
     return models, x_test, tokens_test, y_test
 
 
+def _text_comparisons(out: Path, n_reviews: int, n_train_reviews: int, log: Any
+                      ) -> list[Comparison]:
+    """The held-out reviews explained by every text model and method: one
+    comparison per review (the methods side by side)."""
+    text_models, ids, tokens, labels = train_text_models(out / "cache", n_train=n_train_reviews,
+                                                         log=log)
+    names = ["negative", "positive"]
+    columns: list[tuple[str, list[Any]]] = []
+    for label, text_model in text_models:
+        for key in TEXT_METHODS if label.startswith("PyTorch") else TEXT_METHODS[:1]:
+            t0 = time.perf_counter()
+            expls = explain_predictions(
+                text_model, ids[:n_reviews], method=key, tokens=tokens[:n_reviews],
+                pad_value=0, target_names=names, targets=[1], progress=False,
+            )
+            log(f"{label}: {METHODS[key].name} of {n_reviews} reviews in "
+                f"{time.perf_counter() - t0:.2f}s")
+            for e in expls:
+                e.estimator = label
+            columns.append((f"{label}: {METHODS[key].name}", expls))
+    return [
+        Comparison([expls[i] for _, expls in columns], [name for name, _ in columns],
+                   label=f"review {i + 1} (labelled {names[int(labels[i])]})")
+        for i in range(n_reviews)
+    ]
+
+
+INTRO = (
+    "Digits: a small CNN trained on scikit-learn's 8×8 digits. Each row is a held-out digit "
+    "with the model's top class, its score and probability; each column explains that class "
+    "with one method, the digit's outline drawn over the map. Brighter means more important; "
+    "each map is scaled to its own maximum. Under each map: deletion AUC (lower is better) and "
+    "insertion AUC (higher is better), how well the map ranks the pixels that drive the "
+    "prediction (hover for details). Reviews: text CNNs trained on IMDB reviews (PyTorch and "
+    "Keras) explain the positive class, one row per review, the methods side by side: green "
+    "words speak for it, red against it."
+)
+
+
 def run_demo(out: str | Path, n_digits: int = 6, log: Any = print, n_reviews: int = 3,
              n_train_reviews: int = 6000) -> Path:
     """Train or load the models, explain ``n_digits`` test digits with every image
     method and ``n_reviews`` held-out IMDB reviews with the text methods, and write
-    ``out/report.html``: a table with a row per digit and the methods side by
-    side, then the highlighted reviews. Returns the report's path."""
+    ``out/report.html``: a section with a row per digit and the methods side by
+    side, then a section with a row per review and the text methods side by side.
+    Returns the report's path."""
     out = Path(out)
     model, x_test, y_test = train_digits_cnn(out / "cache", log=log)
     docs = x_test[:n_digits]
@@ -139,42 +180,21 @@ def run_demo(out: str | Path, n_digits: int = 6, log: Any = print, n_reviews: in
             model, docs, method=key, random_state=0 if key == "smoothgrad" else None,
             progress=False, faithfulness=True,
         )
+        for e in by_method[key]:
+            e.estimator = "digits CNN (PyTorch)"
         log(f"{METHODS[key].name:22s} {len(docs)} digits in {time.perf_counter() - t0:.2f}s")
     names = [METHODS[k].name for k in DEMO_METHODS]
-    comparisons = [
-        Comparison([by_method[k][i] for k in DEMO_METHODS], names,
-                   label=f"digit {int(y_test[i])}")
-        for i in range(len(docs))
-    ]
-    reviews: list[Any] = []
+    sections: dict[str, list[Any]] = {
+        "Digits: every image method": [
+            Comparison([by_method[k][i] for k in DEMO_METHODS], names,
+                       label=f"digit {int(y_test[i])}")
+            for i in range(len(docs))
+        ],
+    }
     if n_reviews:
-        text_models, ids, tokens, labels = train_text_models(
-            out / "cache", n_train=n_train_reviews, log=log
-        )
-        names = ["negative", "positive"]
-        for label, text_model in text_models:
-            for key in TEXT_METHODS if label.startswith("PyTorch") else TEXT_METHODS[:1]:
-                t0 = time.perf_counter()
-                expls = explain_predictions(
-                    text_model, ids[:n_reviews], method=key, tokens=tokens[:n_reviews],
-                    pad_value=0, target_names=names, targets=[1], progress=False,
-                )
-                log(f"{label}: {METHODS[key].name} of {n_reviews} reviews in "
-                    f"{time.perf_counter() - t0:.2f}s")
-                for e, y in zip(expls, labels[:n_reviews], strict=True):
-                    e.estimator = f"{label} (review labelled {names[int(y)]})"
-                reviews += expls
+        sections["IMDB reviews: the text methods side by side"] = _text_comparisons(
+            out, n_reviews, n_train_reviews, log)
     t0 = time.perf_counter()
-    path = save_html(
-        out / "report.html", [*comparisons, *reviews], title="eli5-nn demo",
-        intro="A small CNN trained on scikit-learn's 8×8 digits. Each row is a held-out "
-              "digit, each column explains the model's top class with one method; the "
-              "caption gives the predicted class, its score and probability. Brighter "
-              "means more important; each map is scaled to its own maximum. Deletion AUC "
-              "(lower is better) and insertion AUC (higher is better) score how well each "
-              "map ranks the pixels that drive the prediction. Below, text "
-              "CNNs trained on IMDB reviews (PyTorch and Keras) explain the positive "
-              "class: green words speak for it, red against it.",
-    )
+    path = save_html(out / "report.html", sections, title="eli5-nn demo", intro=INTRO)
     log(f"rendered the report in {time.perf_counter() - t0:.2f}s")
     return path
