@@ -11,7 +11,8 @@ import difflib
 import math
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,26 @@ def model_lock(model: Any) -> threading.RLock:
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
         return lock
+
+
+_HELD = threading.local()
+
+
+@contextmanager
+def hold(model: Any) -> Iterator[bool]:
+    """Hold ``model``'s lock for the block; yields whether this is the outermost
+    hold of this thread (a nested session then changes nothing)."""
+    held: set[int] = getattr(_HELD, "models", None) or set()
+    _HELD.models = held
+    with model_lock(model):
+        if id(model) in held:
+            yield False
+            return
+        held.add(id(model))
+        try:
+            yield True
+        finally:
+            held.discard(id(model))
 
 
 def model_cache(model: Any) -> dict[Any, Any]:
@@ -201,6 +222,7 @@ __all__ = [
     "check_copy",
     "check_scores_shape",
     "find_layer",
+    "hold",
     "image_layout",
     "layout_error",
     "model_cache",

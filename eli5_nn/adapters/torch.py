@@ -57,7 +57,8 @@ class TorchAdapter:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.ops = TorchOps()
-        self._named = [(name, m) for name, m in model.named_modules() if name]
+        self._refs: list[LayerRef] | None = None
+        self._structure: tuple[int, ...] | None = None
 
     # -- identity, device, state ----------------------------------------------------------
     def model_name(self) -> str:
@@ -74,14 +75,16 @@ class TorchAdapter:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        with common.model_lock(self.model):
-            modes = [(m, m.training) for m in self.model.modules()]
+        with common.hold(self.model) as outermost:
+            # inference mode: only the modules in training mode change, and change back
+            changed = [m for m in self.model.modules() if m.training] if outermost else []
             try:
-                self.model.eval()
+                for m in changed:
+                    m.training = False
                 yield
             finally:
-                for m, mode in modes:
-                    m.training = mode
+                for m in changed:
+                    m.training = True
 
     # -- inputs -----------------------------------------------------------------------------
     def as_batch(self, doc: Any) -> Tensor:
@@ -204,13 +207,17 @@ class TorchAdapter:
         return found
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
-        found = []
-        for ref in self.layers():
-            assert isinstance(ref.handle, nn.Module)
-            info = torch_structure.embedding_info(ref.handle)
-            if info is not None:
-                found.append((ref, *info))
-        return found
+        cache = common.model_cache(self.model)
+        key = ("embeddings", self._structure_key())
+        if key not in cache:
+            found = []
+            for ref in self.layers():
+                assert isinstance(ref.handle, nn.Module)
+                info = torch_structure.embedding_info(ref.handle)
+                if info is not None:
+                    found.append((ref, *info))
+            cache[key] = found
+        return list(cache[key])
 
     def gradients(
         self,
@@ -273,10 +280,13 @@ class TorchAdapter:
 
     # -- layers and layouts -----------------------------------------------------------------
     def layers(self) -> list[LayerRef]:
-        return [
-            LayerRef(name=name, index=i, handle=m, kind=type(m).__name__)
-            for i, (name, m) in enumerate(self._named)
-        ]
+        if self._refs is None:
+            named = [(name, m) for name, m in self.model.named_modules() if name]
+            self._refs = [
+                LayerRef(name=name, index=i, handle=m, kind=type(m).__name__)
+                for i, (name, m) in enumerate(named)
+            ]
+        return list(self._refs)
 
     def find_layer(self, spec: Any) -> LayerRef:
         return common.find_layer(
@@ -284,8 +294,14 @@ class TorchAdapter:
             model_name=self.model_name(), names_from="model.named_modules()",
         )
 
+    def _structure_key(self) -> tuple[int, ...]:
+        """The model's modules (by id), once per adapter (an adapter serves one call)."""
+        if self._structure is None:
+            self._structure = tuple(id(m) for m in self.model.modules())
+        return self._structure
+
     def _key(self, kind: str, x: Any) -> tuple[Any, ...]:
-        return (kind, tuple(id(m) for m in self.model.modules()), _signature(x))
+        return (kind, self._structure_key(), _signature(x))
 
     def _trace(self, x: Tensor) -> torch_layout.Trace:
         """The layout trace on inputs like ``x`` (cached per model and input signature)."""
@@ -322,15 +338,19 @@ class TorchAdapter:
 
     def spatial_layers(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...], Layout]]:
         check_hookable(self.model)
-        tr = self._trace(x)
-        refs = self.layers()
-        out = []
-        for call in tr.calls:
-            if len(call.row_shape) >= 2:
-                found = torch_layout.call_layout(self.model, tr, call)
-                if found is not None:
-                    out.append((refs[call.index], call.row_shape, found))
-        return out
+        cache = common.model_cache(self.model)
+        key = self._key("spatial", x)
+        if key not in cache:
+            tr = self._trace(x)
+            refs = self.layers()
+            out = []
+            for call in tr.calls:
+                if len(call.row_shape) >= 2:
+                    found = torch_layout.call_layout(self.model, tr, call)
+                    if found is not None:
+                        out.append((refs[call.index], call.row_shape, found))
+            cache[key] = out
+        return list(cache[key])
 
     def decompose(self, x: Tensor, masks: np.ndarray) -> np.ndarray:
         from .torch_cd import decompose

@@ -1,0 +1,57 @@
+"""The torch adapter's own mechanics: sessions, the shared autograd loop, ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eli5_nn.adapters import get_adapter
+from eli5_nn.adapters.torch_autograd import autograd_rounds
+from eli5_nn.errors import Eli5NNTypeError, ExplanationError
+
+
+def test_nested_sessions_restore_the_modes_once():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2)).train()
+    model[1].eval()
+    adapter = get_adapter(model)
+    with adapter.session():
+        with get_adapter(model).session():
+            assert not any(m.training for m in model.modules())
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_the_autograd_loop_says_when_nothing_can_be_differentiated():
+    x = torch.rand(2, 3)
+    with pytest.raises(ExplanationError, match="does not depend"):
+        autograd_rounds(lambda: x * 2, lambda: [], lambda s: [np.ones_like(s)], cut=False)
+    w = torch.rand(3, requires_grad=True)
+    scores, rounds = autograd_rounds(lambda: x * w, lambda: [w], lambda s: [s, 2 * s], cut=False)
+    assert scores.dtype == np.float64 and len(rounds) == 2
+    torch.testing.assert_close(rounds[1][0], 2 * rounds[0][0])
+
+
+def test_all_finite_and_scores_checks():
+    adapter = get_adapter(nn.Linear(3, 2))
+    ops = adapter.ops
+    assert ops.all_finite(torch.ones(4)) and not ops.all_finite(torch.tensor([1.0, np.nan]))
+    assert not ops.all_finite(torch.tensor([np.inf, -np.inf]))
+    assert ops.all_finite(torch.tensor([3e38, 3e38]))  # the sum overflows, the values do not
+    with pytest.raises(Eli5NNTypeError, match="expected a tensor of class scores"):
+        adapter._scores({"no": "tensor"})
+    with pytest.raises(ExplanationError, match=r"shape \(2, 3, 4\)"):
+        adapter._scores(torch.zeros(2, 3, 4))
+    assert tuple(adapter._scores(torch.zeros(2)).shape) == (2, 1)
+
+
+def test_randomize_layer_refuses_the_users_model():
+    model = nn.Sequential(nn.Linear(3, 2))
+    adapter = get_adapter(model)
+    ref = adapter.find_layer("0")
+    with pytest.raises(ExplanationError, match="only copies"):
+        adapter.randomize_layer(model, ref, seed=0)
+    copy = adapter.copy_model()
+    adapter.randomize_layer(copy, ref, seed=0)
+    assert not torch.equal(copy[0].weight, model[0].weight)
