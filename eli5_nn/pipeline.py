@@ -152,10 +152,12 @@ def _context(adapter: Adapter, modality: Modality, spec: MethodSpec, params: dic
     if not modality.accepts(spec):
         raise modality.refuse(spec, [k for k, m in METHODS.items() if modality.accepts(m)])
     cam = spec.space == "layer"
-    prepared = modality.prepare(spec, params, None if cam else user_layout)
+    # layout= describes what the method reads: the input, or a layer's map / tokens
+    tapped = cam or spec.space == "token"
+    prepared = modality.prepare(spec, params, None if tapped else user_layout)
     n_docs = modality.n_docs
     per_doc = normalise_targets(opts.targets, opts.target_names, n_docs, single)
-    ref, layer_layout = None, None
+    ref, layer_layout = None, user_layout if tapped else None
     if cam:
         ref, layer_layout = _cam_layer(adapter, modality.model_input, params.get("layer"),
                                        user_layout)
@@ -198,7 +200,7 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
            result: MethodResult, attribution: np.ndarray, opts: Options, estimator: str
            ) -> list[NNExplanation]:
     """One explanation per doc, one target explanation per explained (doc, class) row."""
-    layout = modality.attribution_layout(spec, prepared, ctx.layer_layout)
+    layout = result.layout or modality.attribution_layout(spec, prepared, ctx.layer_layout)
     probs = proba(result.scores, opts.output)
     description = _describe(spec, ctx, attribution, result, prepared, opts,
                             modality.display_size())

@@ -4,7 +4,7 @@ Importing this package registers every method in :data:`METHODS`. It imports
 no deep-learning framework.
 """
 
-from . import cam, cd, fullgrad, gradient, text  # noqa: F401  (registration)
+from . import cam, cd, fullgrad, gradient, rollout, text  # noqa: F401  (registration)
 from .context import MethodContext, MethodResult, Rows
 from .registry import METHODS, MethodSpec, get_method, register
 

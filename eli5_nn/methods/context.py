@@ -141,6 +141,7 @@ class MethodResult:
     holds the method's own unsigned display map per row (numpy), where the
     method's paper defines one (FullGrad); otherwise the modality derives the
     heatmap from ``attribution``. ``notes`` are added to the description.
+    ``layout`` is the attribution's layout where the method states it.
     """
 
     scores: np.ndarray
@@ -148,3 +149,6 @@ class MethodResult:
     attribution: Tensor
     display: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    #: how the rows of ``attribution`` read, where the method states it (attention
+    #: rollout: one value per token); ``None``: the modality's layout for the method
+    layout: Layout | None = None

@@ -9,6 +9,7 @@ about one given to a method that does not take it, and builds the
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,16 @@ def _quadrature(name: str, value: Any) -> Any:
 
 def _non_negative(name: str, value: Any) -> Any:
     return check_number(name, value, minimum=0.0)
+
+
+def _query(name: str, value: Any) -> Any:
+    if value is None or value == "mean":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise Eli5NNTypeError(f"{name} must be a token position (int) or 'mean', got {value!r}")
+    if value < 0:
+        raise ExplanationError(f"{name} must be a token position >= 0 or 'mean', got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,14 @@ ARGUMENTS: dict[str, Argument] = {
         Argument(
             "random_state",
             "int or numpy.random.Generator, optional\n    SmoothGrad: the seed of the noise.",
+        ),
+        Argument(
+            "query",
+            "int or 'mean', optional\n"
+            "    ``method='attention-rollout'``: the token whose rollout row is shown\n"
+            "    (default 0, the class token, where the head reads one; ``'mean'``:\n"
+            "    the mean of the tokens' rows, for heads that pool over positions).",
+            _query,
         ),
         Argument(
             "patch_size",

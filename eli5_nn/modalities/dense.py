@@ -140,10 +140,11 @@ class DenseInput:
 
     def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
              relu: bool | None, display: np.ndarray | None) -> RowMaps:
-        """A layer CAM resized to the input's map, or an input attribution reduced
-        over channels (the method's own display map where it has one)."""
+        """A layer CAM (or a method's map over tokens, on their grid) resized to the
+        input's map, or an input attribution reduced over channels (the method's
+        own display map where it has one)."""
         size = self.display_size()
-        if spec.space == "layer":
+        if spec.space != "input":
             cam, shown = layer_maps(layout, row, relu)
             if shown.ndim == len(size):
                 shown = image_mod.resize_map(shown, size)
