@@ -19,7 +19,7 @@ from eli5.formatters.html import weight_color_hsl
 from .colors import colour_bar, format_number
 from .datauri import image_data_uri
 from .spans import char_weights, render_target, weight_range
-from .views import Grid, Legend, target_line
+from .views import Grid, Legend, estimators, target_line
 
 #: the width of the colour bars, in CSS pixels
 BAR_WIDTH = 160
@@ -127,7 +127,8 @@ def text_comparison_block(comparisons: Sequence[Any], wrange: float | None,
     notes = [f"{n}: {e.description}" for n, e in zip(names, first_expls, strict=True)
              if e.description]
     return {"kind": "textgrid", "title": "comparison of " + ", ".join(names),
-            "subtitle": str(first_expls[0].estimator or ""), "col_titles": list(names),
+            "subtitle": estimators([e for c in comparisons for e in c.explanations]),
+            "col_titles": list(names),
             "rows": rows, "notes": notes, "legend": text_legend(wrange, bars)}
 
 

@@ -134,6 +134,11 @@ def is_image_explanation(expl: Any) -> bool:
     return isinstance(getattr(expl, "image", None), Image.Image)
 
 
+def estimators(expls: Sequence[Any]) -> str:
+    """The models' names, each once, in order."""
+    return ", ".join(dict.fromkeys(str(e.estimator) for e in expls if e.estimator))
+
+
 def target_line(t: Any) -> str:
     """One line: the target, its score and probability."""
     parts = [str(t.target)]
@@ -280,7 +285,10 @@ def comparison_grid(comparisons: Sequence[Sequence[Explanation]], names: Sequenc
                       for e, g in zip(expls, groups, strict=True)]
             first = next(e.targets[r] for e in expls if r < len(e.targets or []))
             label = labels[i] if labels is not None and labels[i] else str(first.target)
-            rows.append(Row(label, cells, legend, target_line(first)))
+            detail = target_line(first)
+            if isinstance(first.target, (int, np.integer)):
+                detail = f"class {detail}"
+            rows.append(Row(label, cells, legend, detail))
     col_titles = (["input"] if opts.show_original else []) + [str(n) for n in names]
     summary = [_mean_faithfulness([expls[j] for expls in comparisons])
                for j in range(len(names))]
@@ -289,7 +297,7 @@ def comparison_grid(comparisons: Sequence[Sequence[Explanation]], names: Sequenc
              if e.description]
     return Grid(
         title="comparison of " + ", ".join(str(n) for n in names),
-        subtitle=str(first_expls[0].estimator or ""),
+        subtitle=estimators(flat),
         col_titles=col_titles,
         rows=rows,
         notes=notes,
