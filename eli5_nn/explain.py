@@ -70,9 +70,13 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         model; give it where the model is unusual. It is kept on each target
         as ``layout``.
     output : str, optional
-        ``"logits"`` (softmax gives ``proba``), ``"probabilities"``,
-        ``"multilabel"`` (a sigmoid per label) or ``"regression"`` (``proba``
-        is None); default: detected from the scores.
+        What the model's outputs are: ``"logits"`` (``proba`` is their
+        softmax), ``"probabilities"`` (as given: a final softmax, or per-label
+        sigmoids), ``"multilabel"`` (logits given a sigmoid per label) or
+        ``"regression"`` (``proba`` is None). Default: as the model states it
+        (a final Softmax/Sigmoid, a Hugging Face config's ``problem_type``);
+        else one output is a regression, and several are probabilities where
+        every row is a distribution, else logits. The description says which.
     image : PIL.Image.Image or list of them, optional
         Picture to draw on (one for every doc, or one per doc); default made
         from ``doc``. A PIL image may also be given as ``doc``: it is converted

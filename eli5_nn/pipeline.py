@@ -87,12 +87,13 @@ def explain_batch(
                 raise better from err
             raise
         attribution = adapter.ops.to_numpy(result.attribution)
+        output = _output_kind(adapter, model_in, opts.output, result.scores)
     if not np.all(np.isfinite(attribution)):
         raise ExplanationError(
             f"{spec.name} produced non-finite attributions; check the model for NaN/inf "
             "weights or outputs"
         )
-    return _build(modality, spec, ctx, prepared, result, attribution, opts,
+    return _build(modality, spec, ctx, prepared, result, attribution, opts, output,
                   adapter.model_name())
 
 
@@ -195,15 +196,52 @@ def _map_size(layout: Layout, shape: tuple[int, ...]) -> int:
     return int(np.prod(layout.map_shape(shape))) if len(shape) == len(layout.axes) else 0
 
 
+# -- 3. what the outputs are -------------------------------------------------------------------
+#: how ``proba`` follows from each output kind
+_PROBA_NOTES = {
+    "logits": "proba is their softmax",
+    "probabilities": "proba as given",
+    "multilabel": "proba is a sigmoid per label",
+    "regression": "no proba",
+}
+
+
+def _output_kind(adapter: Adapter, model_in: Any, given: str | None, scores: np.ndarray
+                 ) -> tuple[str | None, str]:
+    """The output kind and where it comes from: ``output=``; what the model states
+    (a final Softmax/Sigmoid, a Hugging Face ``problem_type``); one output column
+    is a regression; else ``None``: read from the scores by :func:`proba`."""
+    if given is not None:
+        return given, "output="
+    stated = getattr(adapter, "output_kind", None)  # transition: until every adapter has it
+    kind = stated(model_in) if callable(stated) else None
+    if kind is not None:
+        return kind, f"stated by {adapter.model_name()}"
+    if np.shape(scores)[1] == 1:
+        return "regression", "one output; pass output= for a probability or a logit"
+    return None, "read from the scores; pass output= to say"
+
+
+def _probabilities(scores: np.ndarray, output: tuple[str | None, str]
+                   ) -> tuple[np.ndarray | None, str]:
+    """``proba`` of every class and the description's sentence about it."""
+    kind, why = output
+    probs = proba(scores, kind)
+    if kind is None:
+        given = probs is not None and np.array_equal(probs, np.asarray(scores, np.float64))
+        kind = "probabilities" if given else "logits"
+    return probs, f" Outputs read as {kind} ({why}): {_PROBA_NOTES[kind]}."
+
+
 # -- 4. the modality builds the result ---------------------------------------------------------
 def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: Prepared,
-           result: MethodResult, attribution: np.ndarray, opts: Options, estimator: str
-           ) -> list[NNExplanation]:
+           result: MethodResult, attribution: np.ndarray, opts: Options,
+           output: tuple[str | None, str], estimator: str) -> list[NNExplanation]:
     """One explanation per doc, one target explanation per explained (doc, class) row."""
     layout = result.layout or modality.attribution_layout(spec, prepared, ctx.layer_layout)
-    probs = proba(result.scores, opts.output)
+    probs, output_note = _probabilities(result.scores, output)
     description = _describe(spec, ctx, attribution, result, prepared, opts,
-                            modality.display_size())
+                            modality.display_size()) + output_note
     rows = result.rows
     explanations = []
     for d in range(modality.n_docs):
