@@ -19,7 +19,7 @@ TargetResolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
 
 MAX_AUTO_BATCH = 256
 #: the cap for passes without a graph (occlusion variants, scores of many inputs)
-MAX_AUTO_FORWARD_BATCH = 4096
+MAX_AUTO_FORWARD_BATCH = 512
 
 
 @dataclass
