@@ -103,3 +103,21 @@ ZOO = TORCH_ZOO + KERAS_ZOO
 def layer_names(case: ZooCase) -> tuple[str, ...]:
     """The names the expected layer may have (one per library version)."""
     return tuple(case.layer.split("|"))
+
+
+def rst_table() -> str:
+    """The zoo as the ``list-table`` rows of docs/zoo.rst (a test keeps them equal)."""
+    lines = []
+    for c in ZOO:
+        layer = " or ".join(f"``{n}``" for n in layer_names(c))
+        if c.layer.startswith("input:"):
+            layer = f"the operation entering ``{c.layer[len('input:'):]}``"
+        lines += [
+            f"   * - {c.name}",
+            f"     - {c.source}: {c.model}",
+            f"     - {layer}",
+            f"     - {c.why}",
+            f"     - {c.layout}",
+            f"     - {', '.join(c.methods)}",
+        ]
+    return "\n".join(lines)

@@ -72,3 +72,14 @@ def test_fullgrad_on_windowed_attention_says_why(device: str) -> None:
     with left_as_found(model), pytest.raises(eli5_nn.errors.ExplanationError,
                                              match="(?s)FullGrad.*swin"):
         eli5.explain_prediction(model, x, method="fullgrad")
+
+
+def test_the_docs_zoo_page_holds_the_table() -> None:
+    from pathlib import Path
+
+    from .table import rst_table
+
+    page = Path(__file__).parents[2] / "docs" / "zoo.rst"
+    assert rst_table() in page.read_text(encoding="utf-8"), (
+        "docs/zoo.rst's table differs from tests/zoo/table.py: paste rst_table() there"
+    )

@@ -16,15 +16,17 @@ from .cases import build, scores
 
 def cnn(head: list[nn.Module], n_out: int = 3) -> nn.Module:
     torch.manual_seed(0)
+    from .conftest import DEVICE
+
     return nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(4, n_out), *head,
-    ).eval()
+    ).eval().to(DEVICE)
 
 
 @pytest.fixture
-def x() -> torch.Tensor:
-    return torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+def x(device: str) -> torch.Tensor:
+    return torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3)).to(device)
 
 
 def probas(model: nn.Module, x: torch.Tensor, **kwargs: object) -> tuple[list, np.ndarray]:
@@ -78,13 +80,13 @@ def test_output_argument_regression_and_unknown_kind(x: torch.Tensor) -> None:
 
 @pytest.mark.parametrize(("problem", "n_labels"), [("multi_label_classification", 3),
                                                    (None, 1)])
-def test_hugging_face_problem_type(problem: str | None, n_labels: int) -> None:
+def test_hugging_face_problem_type(problem: str | None, n_labels: int, device: str) -> None:
     pytest.importorskip("transformers")
     from eli5_nn.adapters import architectures
 
     from . import hf_models
 
-    model, doc = build("hf-bert")
+    model, doc = build("hf-bert", device)
     settings = model.config.to_dict()
     for key in ("id2label", "label2id"):
         settings.pop(key, None)
@@ -92,7 +94,7 @@ def test_hugging_face_problem_type(problem: str | None, n_labels: int) -> None:
         **{**settings, "num_labels": n_labels, "problem_type": problem}
     )
     torch.manual_seed(0)
-    model = hf_models.transformers.BertForSequenceClassification(config).eval()
+    model = hf_models.transformers.BertForSequenceClassification(config).eval().to(device)
     expl = eli5.explain_prediction(model, doc, method="gradient-x-input")
     t = expl.targets[0]
     if n_labels == 1:
