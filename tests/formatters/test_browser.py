@@ -137,3 +137,62 @@ def test_report_draws_its_images_and_runs_no_injected_script(tmp_path):
         a = shot[int(t0) + 2:int(t0 + h0) - 2, int(l0) + 2:int(l0 + w0) - 2]
         b = shot[int(t1) + 2:int(t1 + h0) - 2, int(l1) + 2:int(l1 + w0) - 2]
         assert np.abs(a - b).max(axis=-1).mean() > 5
+
+
+LEGEND_PROBE = """<script>
+window.addEventListener('load', function () {
+  var rects = Array.prototype.map.call(document.querySelectorAll('.eli5-nn-legend'),
+    function (el) { var r = el.getBoundingClientRect();
+      return [r.left, r.top, r.right, r.bottom].join(','); });
+  document.documentElement.setAttribute('data-legends', rects.join(';'));
+  document.documentElement.setAttribute('data-viewport',
+    window.innerWidth + ',' + window.innerHeight + ',' + document.documentElement.scrollWidth);
+});
+</script>"""
+
+
+def _wide_report(tmp: Path) -> Path:
+    """A report as the demo writes it: eight columns of pictures, then four
+    columns of text, in two sections."""
+    from eli5_nn import Comparison
+
+    methods = ["Grad-CAM", "Grad-CAM++", "Gradient", "Gradient × Input", "SmoothGrad",
+               "Integrated Gradients", "FullGrad", "Occlusion"]
+    images = [Comparison([image_explanation(size=8, targets=[(f"class {k}", 1.0)], method=m)
+                          for m in methods], methods, label=f"digit {k}") for k in range(3)]
+    words = ("a fine film with a dull start and a great end " * 8).split()
+    weights = np.sin(np.arange(len(words)))
+    texts = [Comparison([text_explanation(words, weights * (j + 1), method=m)
+                         for j, m in enumerate(methods[:4])], methods[:4],
+                        label=f"review {k}") for k in range(2)]
+    return eli5_nn.save_html(tmp / "wide.html", {"Digits": images, "Reviews": texts})
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_legend_stays_in_view_at_common_widths(tmp_path, width):
+    browser = _chromium()
+    page = _wide_report(tmp_path)
+    probed = tmp_path / "probed-wide.html"
+    html = page.read_text(encoding="utf-8").replace("Content-Security-Policy", "x-no-csp")
+    probed.write_text(html.replace("</body>", LEGEND_PROBE + "</body>"), encoding="utf-8")
+    out = _run(browser, tmp_path, probed.as_uri(), f"--window-size={width},900", "--dump-dom")
+    assert out.returncode == 0, out.stderr[-2000:]
+    view_w, view_h, scroll_w = map(int, re.search(r'data-viewport="([^"]*)"',
+                                                  out.stdout).group(1).split(","))
+    assert view_w == width and scroll_w <= width  # nothing wider than the window
+    legends = [[float(v) for v in r.split(",")]
+               for r in re.search(r'data-legends="([^"]*)"', out.stdout).group(1).split(";")]
+    assert len(legends) == 2  # one per block: the pictures, the texts
+    for left, top, right, bottom in legends:
+        assert 0 <= left and right <= width, (left, right, width)
+    assert legends[0][3] <= view_h  # the first legend is on the first screen
+    shot = tmp_path / f"report-{width}.png"
+    done = _run(browser, tmp_path, page.as_uri(), f"--window-size={width},1400",
+                f"--screenshot={shot}")
+    assert done.returncode == 0 and shot.exists()
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.int16)
+    assert pixels.shape[1] == width and pixels.std() > 10  # drawn, not blank
+    keep = os.environ.get("ELI5_NN_SCREENSHOTS")
+    if keep:  # to look at them: ELI5_NN_SCREENSHOTS=folder pytest tests/formatters/test_browser.py
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
