@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import Eli5NNTypeError
 from ..layout import Layout
-from . import common, torch_layout, torch_structure
+from . import architectures, common, torch_layout, torch_structure
 from .base import (
     ACCELERATOR_PASS_BUDGET,
     CPU_PASS_BUDGET,
@@ -176,7 +176,16 @@ class TorchAdapter:
     def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
         """``nn.MultiheadAttention`` is asked for its (head-averaged) weights; a
         module whose class name contains "Attention" and that returns a tuple
-        gives its last element."""
+        gives its last element, unless a module around it already gave its
+        weights (Hugging Face ``BertAttention`` around ``BertSelfAttention``).
+        Hugging Face models are switched to their "eager" attention for the call
+        (``sdpa`` returns no weights) and switched back."""
+        found = self._attention_calls(x)
+        names = {ref.name for ref, _w in found}
+        return [(ref, w) for ref, w in found
+                if not any(ref.name.startswith(n + ".") for n in names)]
+
+    def _attention_calls(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
         found: list[tuple[LayerRef, Tensor]] = []
 
         def ask(_m: nn.Module, args: Any, kwargs: Any) -> Any:
@@ -202,7 +211,7 @@ class TorchAdapter:
                 stack.enter_context(forward_hook(m, make_hook(ref)))
             # with gradients enabled PyTorch takes the module path of
             # TransformerEncoderLayer (its fused fast path skips the hooks)
-            with torch.enable_grad():
+            with torch.enable_grad(), architectures.eager_attention(self.model):
                 self._run(x)
         return found
 
