@@ -42,7 +42,10 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         image, or token ids (1, T) for a text model. A model with extra inputs
         (lengths, a mask) takes a tuple (token ids first) or a dict (token ids
         under ``input_ids``/``token_ids``/``ids``/``tokens``/``x``, else the
-        first key); attribution goes to the token ids.
+        first key); attribution goes to the token ids. A Hugging Face
+        tokenizer's ``BatchEncoding`` is such a dict (``input_ids``,
+        ``attention_mask``, ``token_type_ids``...; keys models do not take,
+        like ``offset_mapping``, are dropped).
     method : str
         Case and separators do not matter (``"Grad-CAM"``, ``"grad_cam"``).
         ``"grad-cam"`` (default), ``"grad-cam++"``, ``"gradient"``,
@@ -53,7 +56,13 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
         each block of a grid over the image (``patch_size``). Text gradient methods work in
         embedding space: ``gradient``/``smoothgrad`` give the gradient's norm
         per token, ``gradient-x-input``/``integrated-gradients`` the signed sum
-        over the embedding dimensions (IG from the padding embedding).
+        over the embedding dimensions (IG from the padding embedding: the
+        padding token's embedding at every position as the output of the
+        embedding layer, what the model adds later — positions, segments,
+        the attention mask — as for the doc; the weights sum to the score
+        minus the score of that baseline). ``"attention-rollout"``
+        (vision and text transformers): attention rolled out through every
+        layer (Abnar & Zuidema 2020), the class token's row.
     targets : list of int (or class names), optional
         Classes to explain, in order; default the top class. For several docs,
         one list per doc (``None`` in it: that doc's top class).
@@ -94,6 +103,11 @@ def explain_prediction_nn(model: Any, doc: Any, **kwargs: Any) -> Explanation:
     tokens : list of str, optional
         Text: one string per position of ``doc`` (padding included); default
         the ids as strings.
+    tokenizer : transformers tokenizer, optional
+        Text: the Hugging Face tokenizer that made ``doc``; the tokens are then
+        spelled as it spells them (word pieces as such: ``"##s"``,
+        ``"Ġthe"``), and its special tokens (``[CLS]``, ``[SEP]``, ``<s>``,
+        ``</s>``, padding) are left out of the heatmap and spans, like padding.
     pad_value, pad_token
         Text: the padding id, or the token that marks padding; default the
         embedding's own padding id (``padding_idx``, Keras ``mask_zero``).

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from . import modalities
-from .adapters import get_adapter
+from .adapters import architectures, get_adapter
 from .adapters.base import Adapter, LayerRef
 from .arguments import check_keywords, check_optional_bool, check_positive_int
 from .errors import Eli5NNTypeError, ExplanationError
@@ -52,6 +54,7 @@ class Options:
     pad_value: Any = None
     pad_token: Any = None
     document: Any = None
+    tokenizer: Any = None
 
 
 PIPELINE_ARGS = tuple(f.name for f in fields(Options))
@@ -132,6 +135,8 @@ def _modality(adapter: Adapter, docs: Any, single: bool, opts: Options
     if is_pil(docs):
         docs, pictures, note = from_pil(adapter, docs)
         image, notes = (image if image is not None else pictures), (note,)
+    elif isinstance(docs, Mapping):  # a tokenizer's BatchEncoding: the model's inputs only
+        docs = architectures.model_inputs(docs)
     try:
         model_in = adapter.as_batch(docs)
     except ExplanationError as err:
@@ -142,8 +147,22 @@ def _modality(adapter: Adapter, docs: Any, single: bool, opts: Options
     modality = modalities.choose(
         adapter, model_in, single, image=image, notes=notes, tokens=opts.tokens,
         pad_value=opts.pad_value, pad_token=opts.pad_token, document=opts.document,
+        tokenizer=_speller(opts.tokenizer),
     )
     return modality, model_in
+
+
+def _speller(tokenizer: Any) -> Callable[[np.ndarray], tuple[list[str], np.ndarray]] | None:
+    """``tokenizer=`` (a Hugging Face tokenizer) as the text modality takes it: one
+    row of ids → its tokens (word pieces as such) and the special-token mask."""
+    if tokenizer is None:
+        return None
+    if not callable(getattr(tokenizer, "convert_ids_to_tokens", None)):
+        raise Eli5NNTypeError(
+            f"tokenizer must be a Hugging Face tokenizer (with convert_ids_to_tokens), got "
+            f"{type(tokenizer).__name__}; or pass the tokens as tokens="
+        )
+    return partial(architectures.tokenizer_tokens, tokenizer)
 
 
 def _context(adapter: Adapter, modality: Modality, spec: MethodSpec, params: dict[str, Any],

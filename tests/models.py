@@ -124,4 +124,5 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 #: the methods that apply to image models (the text-only ones are tested in tests/text)
-IMAGE_METHODS = sorted(k for k, m in eli5_nn.METHODS.items() if m.image)
+#: the methods for image models in general (not those that need attention layers)
+IMAGE_METHODS = sorted(k for k, m in eli5_nn.METHODS.items() if m.image and not m.requires)

@@ -33,6 +33,8 @@ class MethodSpec:
     ``"sum"`` (sum over them), ``"token"`` (already one value per token),
     ``"layer"`` (a CAM over a temporal map); ``""`` = not for text.
     ``image`` is whether the method applies to image (dense float) input.
+    ``requires`` names what the model must have beyond scores and gradients
+    (``"attention"``: attention layers whose weights can be read); ``""``: nothing.
     """
 
     key: str
@@ -44,6 +46,7 @@ class MethodSpec:
     needs_gradient_input: bool = True
     text: str = ""
     image: bool = True
+    requires: str = ""
 
     def check_args(self, given: dict[str, Any]) -> dict[str, Any]:
         """The given arguments this method takes, checked; the others are dropped."""
@@ -62,6 +65,7 @@ def register(
     params: tuple[str, ...] = (),
     text: str = "",
     image: bool = True,
+    requires: str = "",
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn`` as method ``key`` (human name ``name``) taking the
     :data:`ARGUMENTS` named in ``params``."""
@@ -73,7 +77,7 @@ def register(
         METHODS[key] = MethodSpec(
             key=key, name=name, fn=fn, space=space, reduce=reduce,
             params=frozenset(params), needs_gradient_input=space == "input",
-            text=text, image=image,
+            text=text, image=image, requires=requires,
         )
         return fn
 

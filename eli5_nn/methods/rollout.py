@@ -149,7 +149,7 @@ def _rows(roll: np.ndarray, query: Any, real: np.ndarray) -> tuple[np.ndarray, s
 
 
 @register("attention-rollout", "Attention Rollout", space="token", text="token",
-          params=("query",))
+          params=("query",), requires="attention")
 def attention_rollout(ctx: MethodContext) -> MethodResult:
     r"""Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in
     Transformers", ACL, eq. 1).

@@ -60,7 +60,7 @@ def occlusion(ctx: MethodContext) -> MethodResult:
 
 
 @register("attention", "Attention", space="token", text="token", image=False,
-          params=("layer",))
+          params=("layer",), requires="attention")
 def attention(ctx: MethodContext) -> MethodResult:
     """The model's own attention weights over the tokens.
 

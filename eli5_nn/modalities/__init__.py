@@ -15,14 +15,15 @@ from .base import MethodTraits, Modality, Prepared, RowMaps
 from .dense import DenseInput
 from .tokens import EmbeddingSpace, TokenInput, is_token_input
 
-_TEXT_ONLY = ("tokens", "pad_value", "pad_token", "document")
+_TEXT_ONLY = ("tokens", "pad_value", "pad_token", "document", "tokenizer")
 
 
 def choose(adapter: Adapter, model_in: Any, single: bool, *, image: Any = None,
            notes: tuple[str, ...] = (), **text: Any) -> Modality:
     """The modality of ``model_in`` (``text`` holds the text options: ``tokens``,
-    ``pad_value``, ``pad_token``, ``document``)."""
-    if is_token_input(adapter, model_in, text.get("tokens")):
+    ``pad_value``, ``pad_token``, ``document``, ``tokenizer``)."""
+    given = text.get("tokens") if text.get("tokens") is not None else text.get("tokenizer")
+    if is_token_input(adapter, model_in, given):
         if image is not None:
             raise ExplanationError("image= applies to image models; this input is token ids")
         return TokenInput(adapter, model_in, single, **text)

@@ -8,6 +8,7 @@ weight per real token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,17 @@ class EmbeddingSpace:
         return adapter.ops.asarray(ids, like=base)
 
 
+#: a tokenizer as the pipeline hands it over: one row of ids → (tokens, special-token mask)
+Speller = Callable[[np.ndarray], tuple[list[str], np.ndarray]]
+
+
+def _spelled(tokenizer: Speller, ids: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+    """The tokens of every doc as the tokenizer spells them (word pieces as such) and
+    the mask of special tokens ([CLS], [SEP], <s>, padding...), never highlighted."""
+    spelled = [tokenizer(row) for row in ids]
+    return [t for t, _ in spelled], np.stack([np.asarray(m, dtype=bool) for _, m in spelled])
+
+
 def is_token_input(adapter: Adapter, model_in: Any, tokens: Any) -> bool:
     """Token ids: tokens given, several inputs, or (N, T) input to a model with an
     embedding layer (float ids are then refused with a clear message), or (N, T)
@@ -79,7 +91,8 @@ class TokenInput:
     """Token ids (N, T) (or a :class:`ModelInput` holding them) of a text model."""
 
     def __init__(self, adapter: Adapter, model_in: Any, single: bool, *, tokens: Any = None,
-                 pad_value: Any = None, pad_token: Any = None, document: Any = None) -> None:
+                 pad_value: Any = None, pad_token: Any = None, document: Any = None,
+                 tokenizer: Speller | None = None) -> None:
         embeddings = adapter.embedding_layers()
         if not embeddings:
             raise ExplanationError(
@@ -94,8 +107,15 @@ class TokenInput:
         check_single(single, ids.shape[0], ids.shape)
         self.adapter, self.model_input = adapter, model_in
         self.n_docs, self.length = ids.shape
+        special = np.zeros(ids.shape, dtype=bool)
+        if tokenizer is not None:
+            if tokens is not None:
+                raise ExplanationError("pass tokens= or tokenizer=, not both")
+            tokens, special = _spelled(tokenizer, ids)
         toks = text_mod.per_doc_tokens(tokens, self.n_docs, self.length, single)
         pad, real = text_mod.padding(ids, toks, pad_value, pad_token, layer_pad)
+        real &= ~special
+        self.n_special = int(special.sum())
         self.tokens = toks if toks is not None else [text_mod.default_tokens(r) for r in ids]
         self.documents = text_mod.documents(document, self.n_docs)
         self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
@@ -144,7 +164,11 @@ class TokenInput:
         if baseline is None:
             if pad is not None:
                 prepared.baseline = self._embed(np.full_like(self.space.ids, pad))
-                prepared.notes.append("baseline: the padding embedding")
+                prepared.notes.append(
+                    f"baseline: the padding embedding (id {pad}) at every position as the "
+                    f"output of layer {self.space.layer.name!r}; what the model adds later "
+                    "(positions, segments, attention mask) as for the doc"
+                )
             else:
                 prepared.notes.append(
                     "baseline: zero embedding (no padding id known; pass pad_value=)"
@@ -153,6 +177,10 @@ class TokenInput:
             b_ids = np.broadcast_to(np.asarray(baseline), self.space.ids.shape).copy()
             text_mod.check_ids(b_ids, self.vocab, self.space.layer.name)
             prepared.baseline = self._embed(b_ids)
+            prepared.notes.append(
+                f"baseline: the embedding of the given ids as the output of layer "
+                f"{self.space.layer.name!r}; what the model adds later as for the doc"
+            )
 
     @staticmethod
     def attribution_layout(spec: MethodTraits, prepared: Prepared,
@@ -196,10 +224,11 @@ class TokenInput:
     def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
                     estimator: str, method: str) -> NNExplanation:
         kept = int(self.space.real[d].sum())
+        left_out = "padding and special tokens" if self.n_special else "padding"
         return NNExplanation(
             estimator=estimator, method=method, targets=targets,
             description=description + f" Tokens: {kept} of {self.length} positions "
-            "(padding left out).",
+            f"({left_out} left out).",
         )
 
     def display_size(self) -> tuple[int, ...]:
