@@ -32,10 +32,25 @@ CASES = {
     "unsigned_shared": {"signed": False, "scale": "shared"},
     "signed_per_target": {"signed": True, "scale": "target"},
     "signed_shared": {"signed": True, "scale": "shared"},
+    # a grey 8×8 input (as a digit): enlarged first, its strokes drawn over the map
+    "grey_contour_unsigned": {"signed": False, "scale": "target", "grey": True},
+    "grey_contour_signed": {"signed": True, "scale": "target", "grey": True},
 }
 
 
+def _grey_ring(size: int = 8) -> Image.Image:
+    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    ring = np.abs(np.hypot(y, x) - size / 4) < 1.0
+    return Image.fromarray(np.where(ring, 230, 30).astype(np.uint8), mode="L")
+
+
 def _draw(options: dict) -> Image.Image:
+    options = dict(options)
+    if options.pop("grey", False):
+        expl = image_explanation(size=8, targets=[("strong", 1.0), ("weak", 0.3)])
+        expl.image = _grey_ring(8)
+        return eli5_nn.format_as_image(expl, labels=False, min_size=64, show_original=True,
+                                       **options)
     expl = image_explanation(size=24, targets=[("strong", 1.0), ("weak", 0.3)])
     return eli5_nn.format_as_image(expl, labels=False, min_size=48, show_original=True,
                                    **options)
@@ -61,5 +76,15 @@ def test_goldens_differ_where_the_options_differ():
     imgs = {k: np.asarray(_draw(v), dtype=np.int16) for k, v in CASES.items()}
     for a, b in (("unsigned_per_target", "signed_per_target"),
                  ("unsigned_per_target", "unsigned_shared"),
-                 ("signed_per_target", "signed_shared")):
+                 ("signed_per_target", "signed_shared"),
+                 ("grey_contour_unsigned", "grey_contour_signed")):
         assert (np.abs(imgs[a] - imgs[b]).max(axis=-1) > 24).mean() > 0.005, (a, b)
+
+
+def test_the_grey_input_stays_visible_under_strong_values():
+    """Its contour is drawn over the map: dark pixels where the strong map would hide it."""
+    with_lines = np.asarray(_draw(CASES["grey_contour_unsigned"]), dtype=np.int16)
+    without = np.asarray(_draw({**CASES["grey_contour_unsigned"], "contour": False}),
+                         dtype=np.int16)
+    changed = np.abs(with_lines - without).max(axis=-1) > 40
+    assert 0.01 < changed.mean() < 0.2
