@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class DatasetRun:
     n_errors: int = 0
     shards_written: list[str] = field(default_factory=list)
     shards_skipped: list[str] = field(default_factory=list)
+    #: (shard, items, time.time() when it was done), in the order shards were reported
+    finished_at: list[tuple[str, int, float]] = field(default_factory=list)
 
     def items(self, columns: Sequence[str] | None = None) -> Any:
         return store.read_items(self.out, columns)
@@ -246,7 +249,9 @@ def _run_local(explainer: DatasetExplainer, source: Any, run: DatasetRun, shard_
             run.n_items += len(items)
             bar.update(len(items))
             if last:
-                run.shards_written.append(writer.finish(items.end))
+                name = writer.finish(items.end)
+                run.shards_written.append(name)
+                run.finished_at.append((name, items.end - writer.start, time.time()))
                 writer = None
     except BaseException:
         if writer is not None:

@@ -11,6 +11,7 @@ renamed into place when complete, so nothing is lost or written twice.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class ShardTask:
         self.out, self.chunk_size = Path(out), chunk_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names, counts, errors = [], [], []
+        names, counts, errors, done = [], [], [], []
         for s, e in zip(batch["start"].tolist(), batch["end"].tolist(), strict=True):
             name = store.shard_name("items", s, e)
             if (self.out / name).is_file():  # a retried task whose shard got written
@@ -69,8 +70,9 @@ class ShardTask:
             names.append(name)
             counts.append(n)
             errors.append(k)
+            done.append(time.time())
         return {"shard": np.array(names), "n_items": np.array(counts),
-                "n_errors": np.array(errors)}
+                "n_errors": np.array(errors), "done_at": np.array(done)}
 
 
 def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run: Any,
@@ -118,6 +120,8 @@ def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run:
                   disable=progress is False, desc=f"explain_dataset {run.out.name} (ray)") as bar:
             for row in out.iter_rows():
                 run.shards_written.append(str(row["shard"]))
+                run.finished_at.append((str(row["shard"]), int(row["n_items"]),
+                                        float(row["done_at"])))
                 run.n_items += int(row["n_items"])
                 run.n_errors += int(row["n_errors"])
                 bar.update(int(row["n_items"]))
