@@ -10,8 +10,8 @@ from torch import nn
 from eli5_nn import explain_prediction_nn as explain
 from eli5_nn.layout import Layout
 from eli5_nn.methods import METHODS
-from eli5_nn.methods.params import ARGUMENTS
-from eli5_nn.methods.quadrature import RULES
+from eli5_nn.methods.params import ARGUMENTS, QUADRATURES
+from eli5_nn.methods.quadrature import matched_weights
 from tests import models
 
 
@@ -84,7 +84,7 @@ def test_bad_layout_values():
         explain(model, torch.rand(1, 3, 8, 8), method="gradient", layout="NTC")
 
 
-@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("rule", QUADRATURES)
 def test_every_quadrature_rule_is_reachable(rule):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
@@ -103,6 +103,31 @@ def test_bad_quadrature_lists_the_rules():
                 quadrature="simpson")
     with pytest.warns(UserWarning, match="quadrature= does not apply to method 'gradient'"):
         explain(model, torch.rand(1, 3, 8, 8), method="gradient", quadrature="riemann_middle")
+
+
+def test_matched_rule_streams_over_chunks(arch_model, image_batch):
+    import eli5_nn
+
+    x = image_batch[:2]
+    kw = {"method": "integrated-gradients", "quadrature": "matched_trapezoid", "steps": 12}
+    whole = eli5_nn.explain_predictions(arch_model, x, targets=[[1, 3], [0]], **kw)
+    small = eli5_nn.explain_predictions(arch_model, x, targets=[[1, 3], [0]], batch_size=5,
+                                        **kw)
+    for a, b in zip(whole, small, strict=True):
+        for ta, tb in zip(a.targets, b.targets, strict=True):
+            np.testing.assert_allclose(ta.attribution, tb.attribution, rtol=1e-4, atol=1e-6)
+    assert "matched trapezoid" in whole[0].description
+    # the same weights as quadrature.matched_weights on all nodes at once
+    alphas = np.linspace(0, 1, 12)
+    path = torch.stack([x[0] * float(a) for a in alphas]).requires_grad_(True)
+    out = arch_model(path)[:, 1]
+    (g,) = torch.autograd.grad(out.sum(), path)
+    f = out.detach().double().numpy()[None]
+    slopes = (g * x[0]).sum(dim=(1, 2, 3)).double().numpy()[None]
+    w = torch.as_tensor(matched_weights(f, slopes)[0], dtype=torch.float32)
+    expected = (x[0] * (w[:, None, None, None] * g).sum(0)).numpy()
+    np.testing.assert_allclose(whole[0].targets[0].attribution, expected, rtol=1e-4,
+                               atol=1e-6)
 
 
 def test_every_declared_argument_is_taken_by_a_method_and_documented():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm  # the text bar: works in notebooks without ipywidgets
@@ -194,25 +195,60 @@ def forward_rows(ctx: MethodContext) -> tuple[np.ndarray, Rows]:
 SampleFn = Callable[[np.ndarray, np.ndarray], Tensor]
 
 
+class Accumulator(Protocol):
+    """Where :func:`integrate` puts the gradients of each chunk of (row, sample) units."""
+
+    def add(self, r_u: np.ndarray, s_u: np.ndarray, scores: np.ndarray, grad: Tensor) -> None:
+        """Units ``(r_u, s_u)`` (rows contiguous, samples ascending within a row) with
+        their target scores (numpy, signed) and input gradients (framework)."""
+
+    def result(self) -> Tensor:
+        """One (R, ...) tensor: the integral of every row."""
+
+
+class RowSums:
+    """The plain sum of each row's (already weighted) gradients."""
+
+    def __init__(self, ctx: MethodContext, n_rows: int) -> None:
+        self.ops = ctx.adapter.ops
+        self.acc: list[Tensor | None] = [None] * n_rows
+
+    def add(self, r_u: np.ndarray, s_u: np.ndarray, scores: np.ndarray, grad: Tensor) -> None:
+        for r, start, stop in row_runs(r_u):
+            part = self.ops.sum(grad[start:stop], axis=0, keepdims=True)
+            prev = self.acc[r]
+            self.acc[r] = part if prev is None else prev + part
+
+    def result(self) -> Tensor:
+        return self.ops.concat([a for a in self.acc if a is not None], axis=0)
+
+
+def row_runs(r_u: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(row, start, stop)`` of each run of equal rows in ``r_u``."""
+    bounds = np.flatnonzero(np.diff(r_u)) + 1
+    starts, stops = np.r_[0, bounds], np.r_[bounds, len(r_u)]
+    return [(int(r_u[a]), int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
 def integrate(
     ctx: MethodContext,
     rows: Rows,
     samples: SampleFn,
     weights: np.ndarray,
     desc: str,
+    accumulator: Accumulator | None = None,
 ) -> Tensor:
     """``sum_s weights[s] * grad f_{class(r)}(samples(r, s))`` for every row ``r``.
 
     ``samples(row_ids, sample_ids)`` builds the inputs of a chunk of units.
-    Returns an (R, ...) tensor of the input's shape.
+    Returns an (R, ...) tensor of the input's shape. The weights travel in the
+    cotangent; an ``accumulator`` other than the plain row sum may weigh the
+    gradients itself (then pass weights of 1).
     """
     n_samples = len(weights)
-    n_rows = len(rows)
-    units = n_rows * n_samples
-    size = ctx.chunk_size(units)
-    ops = ctx.adapter.ops
-    acc: list[Tensor | None] = [None] * n_rows
-    chunks = list(iter_chunks(units, size))
+    units = len(rows) * n_samples
+    acc = accumulator if accumulator is not None else RowSums(ctx, len(rows))
+    chunks = list(iter_chunks(units, ctx.chunk_size(units)))
     with progress_bar(ctx, len(chunks), desc) as bar:
         for sl in chunks:
             u = np.arange(sl.start, sl.stop)
@@ -225,17 +261,9 @@ def integrate(
                 m[np.arange(len(r_u)), rows.cls[r_u]] = ctx.sign * weights[s_u]
                 return [m]
 
-            _, (gp,) = ctx.gradients(inputs, rows.doc[r_u], cotangents, wrt_input=True)
-            grad = gp.input_grad
-            assert grad is not None
-            # units of one row are contiguous within a chunk
-            bounds = np.flatnonzero(np.diff(r_u)) + 1
-            for start, stop in zip(
-                np.r_[0, bounds], np.r_[bounds, len(r_u)], strict=True
-            ):
-                r = int(r_u[start])
-                part = ops.sum(grad[int(start):int(stop)], axis=0, keepdims=True)
-                prev = acc[r]
-                acc[r] = part if prev is None else prev + part
+            scores, (gp,) = ctx.gradients(inputs, rows.doc[r_u], cotangents, wrt_input=True)
+            assert gp.input_grad is not None
+            acc.add(r_u, s_u, ctx.sign * scores[np.arange(len(r_u)), rows.cls[r_u]],
+                    gp.input_grad)
             bar.update(1)
-    return ops.concat([a for a in acc if a is not None], axis=0)
+    return acc.result()

@@ -16,21 +16,25 @@ from typing import Any
 
 from ..arguments import check_number, check_positive_int
 from ..errors import Eli5NNTypeError, ExplanationError
-from .quadrature import RULES
+from .quadrature import MATCHED, RULES
 
 
 def _any(_name: str, value: Any) -> Any:
     return value
 
 
+#: every quadrature= value: the fixed rules and the matched one
+QUADRATURES = (*sorted(RULES), MATCHED)
+
+
 def _quadrature(name: str, value: Any) -> Any:
-    if value is None or value in RULES:
+    if value is None or value in QUADRATURES:
         return value
     if not isinstance(value, str):
         raise Eli5NNTypeError(f"{name} must be a string naming a rule, got {value!r}")
     raise ExplanationError(
         f"{name}={value!r} is not a quadrature rule; use one of "
-        + ", ".join(repr(k) for k in sorted(RULES))
+        + ", ".join(repr(k) for k in QUADRATURES)
     )
 
 
@@ -89,7 +93,8 @@ ARGUMENTS: dict[str, Argument] = {
             "quadrature",
             "str, optional\n"
             "    Integrated Gradients: the quadrature rule (default ``'gausslegendre'``),\n"
-            "    one of " + ", ".join(f"``{k!r}``" for k in sorted(RULES)) + ".",
+            "    one of " + ", ".join(f"``{k!r}``" for k in QUADRATURES) + "; the matched rule\n"
+            "    weighs equally spaced nodes by the scores and slopes the passes measure.",
             _quadrature, "gausslegendre",
         ),
         Argument(
