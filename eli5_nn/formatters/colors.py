@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.colors import Colormap, LinearSegmentedColormap
 from PIL import Image
 
+from ..errors import Eli5NNTypeError, ExplanationError
+
 #: diverging map for signed values, the colours of eli5's text highlighting:
 #: red for evidence against the target, white at zero, green for evidence for it
 SIGNED_COLORMAP = LinearSegmentedColormap.from_list(
@@ -35,23 +37,23 @@ def get_colormap(colormap: ColormapLike, signed: bool) -> Callable[[np.ndarray],
         try:
             return matplotlib.colormaps[colormap]
         except KeyError:
-            raise ValueError(
+            raise ExplanationError(
                 f"unknown colormap {colormap!r}; pass a matplotlib colormap name such as "
                 "'viridis' or 'RdBu_r', or a callable"
             ) from None
     if callable(colormap):
         return colormap
-    raise TypeError(f"colormap must be a name, a matplotlib Colormap or a callable, got "
+    raise Eli5NNTypeError(f"colormap must be a name, a matplotlib Colormap or a callable, got "
                     f"{type(colormap).__name__}")
 
 
 def check_alpha(alpha_limit: Any) -> float:
     """Validate the overlay's maximum opacity (a number in [0, 1])."""
     if isinstance(alpha_limit, bool) or not isinstance(alpha_limit, (int, float, np.number)):
-        raise TypeError(f"alpha_limit must be a number in [0, 1], got {alpha_limit!r}")
+        raise Eli5NNTypeError(f"alpha_limit must be a number in [0, 1], got {alpha_limit!r}")
     value = float(alpha_limit)
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"alpha_limit must be between 0 and 1, got {alpha_limit!r}")
+        raise ExplanationError(f"alpha_limit must be between 0 and 1, got {alpha_limit!r}")
     return value
 
 
@@ -63,7 +65,9 @@ def colorize(values: np.ndarray, signed: bool, cmap: Callable[[np.ndarray], np.n
     t = (np.clip(v, -1.0, 1.0) + 1.0) / 2.0 if signed else np.clip(v, 0.0, 1.0)
     rgba = np.array(cmap(t), dtype=np.float64, copy=True)
     if rgba.shape != (*v.shape, 4):
-        raise ValueError(f"the colormap returned shape {rgba.shape}; expected {(*v.shape, 4)}")
+        raise ExplanationError(
+            f"the colormap returned shape {rgba.shape}; expected {(*v.shape, 4)}"
+        )
     rgba[..., 3] = alpha_limit * np.clip(np.abs(v), 0.0, 1.0)
     return np.asarray(np.rint(rgba * 255.0), dtype=np.uint8)
 

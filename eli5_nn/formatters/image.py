@@ -9,6 +9,7 @@ from typing import Any
 from eli5.base import Explanation
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import Eli5NNTypeError
 from ..results import Comparison
 from .colors import ColormapLike, colour_bar
 from .views import Grid, Legend, Options, explanations_grid
@@ -191,7 +192,7 @@ def _as_list(expl: Any) -> list[Explanation]:
     if isinstance(expl, (list, tuple)) and expl and all(isinstance(e, Explanation)
                                                         for e in expl):
         return list(expl)
-    raise TypeError(
+    raise Eli5NNTypeError(
         "expected an eli5 Explanation or a non-empty list of them, got "
         f"{type(expl).__name__}"
     )

@@ -17,6 +17,7 @@ import numpy as np
 from eli5.base import Explanation
 from PIL import Image
 
+from ..errors import Eli5NNTypeError
 from .colors import (
     ColormapLike,
     check_alpha,
@@ -50,9 +51,9 @@ class Options:
 
     def __post_init__(self) -> None:
         if not isinstance(self.signed, bool):
-            raise TypeError(f"signed must be True or False, got {self.signed!r}")
+            raise Eli5NNTypeError(f"signed must be True or False, got {self.signed!r}")
         if self.contour is not None and not isinstance(self.contour, bool):
-            raise TypeError(f"contour must be True, False or None, got {self.contour!r}")
+            raise Eli5NNTypeError(f"contour must be True, False or None, got {self.contour!r}")
         self.scale = check_scale(self.scale)
         self.alpha_limit = check_alpha(self.alpha_limit)
         self.cmap: Callable[[np.ndarray], np.ndarray] = get_colormap(self.colormap, self.signed)
@@ -190,7 +191,7 @@ def _tooltip(t: Any, dm: DisplayMap, per_map: bool) -> str:
 def _require_images(expls: Sequence[Explanation]) -> None:
     for e in expls:
         if not is_image_explanation(e):
-            raise TypeError(
+            raise Eli5NNTypeError(
                 "format_as_image draws image explanations (Explanation.image must be a PIL "
                 f"image); {getattr(e, 'method', None) or 'this explanation'} has none. Use "
                 "eli5_nn.format_as_html for text explanations."
