@@ -22,8 +22,7 @@ def choose(adapter: Adapter, model_in: Any, single: bool, *, image: Any = None,
            notes: tuple[str, ...] = (), **text: Any) -> Modality:
     """The modality of ``model_in`` (``text`` holds the text options: ``tokens``,
     ``pad_value``, ``pad_token``, ``document``, ``tokenizer``)."""
-    given = text.get("tokens") if text.get("tokens") is not None else text.get("tokenizer")
-    if is_token_input(adapter, model_in, given):
+    if is_token_input(adapter, model_in, text.get("tokens")):
         if image is not None:
             raise ExplanationError("image= applies to image models; this input is token ids")
         return TokenInput(adapter, model_in, single, **text)
