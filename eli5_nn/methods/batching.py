@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm  # the text bar: works in notebooks without ipywidgets
 
 from ..adapters.base import GradPass, LayerRef, Tensor, iter_chunks
+from ..errors import ExplanationError
 from .context import MethodContext, Rows
 
 #: show a progress bar when a call takes at least this many passes (progress=None)
@@ -107,8 +108,9 @@ class _Pieces:
         default_factory=dict)
 
     def add(self, ctx: MethodContext, gp: GradPass, layers: Sequence[LayerRef],
-            row_ids: np.ndarray, local: np.ndarray, every: bool) -> None:
-        """The rows ``local`` of one round's results (all of them when ``every``)."""
+            row_ids: np.ndarray, local: np.ndarray, n_inputs: int) -> None:
+        """The rows ``local`` of one round's results on a chunk of ``n_inputs`` inputs."""
+        every = len(local) == n_inputs  # every input of the chunk: no copy
 
         def rows_of(t: Tensor) -> Tensor:
             return t if every else ctx.adapter.ops.take(t, local)
@@ -118,6 +120,7 @@ class _Pieces:
         for ref in layers:
             for i, (a, g) in enumerate(zip(gp.activations[ref], gp.layer_grads[ref],
                                            strict=True)):
+                _check_batch_axis(ctx, ref, a, n_inputs)
                 self.acts.setdefault((ref, i), []).append((row_ids, rows_of(a)))
                 self.grads.setdefault((ref, i), []).append((row_ids, rows_of(g)))
 
@@ -130,6 +133,17 @@ class _Pieces:
             acts[ref].append(_assemble(ctx, pieces))
             grads[ref].append(_assemble(ctx, self.grads[(ref, i)]))
         return acts, grads
+
+
+def _check_batch_axis(ctx: MethodContext, ref: LayerRef, t: Tensor, n_inputs: int) -> None:
+    """A layer read per row must keep the batch axis (windowed attention does not)."""
+    rows = ctx.adapter.ops.shape(t)[0]
+    if rows != n_inputs:
+        raise ExplanationError(
+            f"FullGrad and CAM methods read the output of layer {ref.name!r} per input, but "
+            f"it runs on a reshaped batch ({rows} rows for {n_inputs} inputs, e.g. windowed "
+            "attention); use 'grad-cam' on another layer or 'integrated-gradients'"
+        )
 
 
 def gradient_pass(
@@ -166,8 +180,7 @@ def gradient_pass(
             for j, gp in enumerate(passes):
                 local = np.array([i for i, ts in enumerate(chunk_targets) if j < len(ts)])
                 row_ids = offsets[np.asarray(docs)[local]] + j
-                # every doc of the chunk: no copy
-                pieces.add(ctx, gp, layers, row_ids, local, len(local) == len(docs))
+                pieces.add(ctx, gp, layers, row_ids, local, len(docs))
             bar.update(1)
     layer_acts, layer_grads = pieces.layer_results(ctx, layers)
     return GradientResult(
