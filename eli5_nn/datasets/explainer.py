@@ -8,13 +8,13 @@ also hand it to ``ray.data.Dataset.map_batches`` themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..adapters import get_adapter
-from ..errors import Eli5NNError
+from ..errors import Eli5NNError, ExplanationError
 from ..explain import explain_predictions
 from ..methods import get_method
 from .sources import Items, IterableSource
@@ -81,7 +81,6 @@ class DatasetExplainer:
         self.item_shape = None if item_shape is None else tuple(int(s) for s in item_shape)
         explain_args.pop("progress", None)
         self.explain_args = dict(explain_args)
-        self._reduce_axis_hint = _channel_hint(self.model)
 
     # -- the engines' entry point ----------------------------------------------------------
     def explain_items(self, items: Items) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
@@ -181,7 +180,10 @@ class DatasetExplainer:
         for axis in (0, -1):  # an input-space map: the channel axis leaves the heatmap
             if np.delete(np.array(a.shape), axis).tolist() == list(heat.shape):
                 return a.sum(axis=axis)
-        return a.sum(axis=self._reduce_axis_hint)
+        raise ExplanationError(
+            f"the result states no layout for its attribution of shape {a.shape}, so its "
+            "channel axis is unknown; pass full=True to keep the full tensor"
+        )
 
     def heatmap(self, t: Any, reduced: np.ndarray) -> np.ndarray:
         """The display map in [0, 1]; for CAM methods at the layer's resolution."""
@@ -244,17 +246,3 @@ def _column(values: list[Any]) -> np.ndarray:
 def _error(index: int, id_: str, stage: str, reason: str) -> dict[str, Any]:
     return {"index": index, "id": id_, "stage": stage, "reason": reason}
 
-
-def _channel_hint(model: Any) -> int:
-    """The channel axis of a layer map row, from the adapter (used only where the result
-    carries no layout)."""
-    axis = getattr(get_adapter(model), "channel_axis", 1)
-    return int(axis) - 1 if int(axis) > 0 else int(axis)
-
-
-def explainer_factory(model: Any, method: str, settings: Mapping[str, Any]
-                      ) -> Callable[[], DatasetExplainer]:
-    """A function that builds the explainer (what each Ray actor calls once)."""
-    def make() -> DatasetExplainer:
-        return DatasetExplainer(model, method, **settings)
-    return make
