@@ -36,15 +36,10 @@ from .base import (
     Tensor,
     pack_input,
 )
-from .keras_calls import PreActivation, intercept, layer_of, reading_attention
+from .keras_calls import PreActivation, attention_calls, intercept, layer_of, unreachable
 from .keras_ops import KerasOps
 
 __all__ = ["KerasAdapter", "KerasOps", "PreActivation"]
-
-_ASKED_ATTENTION = tuple(
-    getattr(keras.layers, n) for n in ("Attention", "AdditiveAttention", "MultiHeadAttention")
-)
-
 
 class KerasAdapter:
     """:class:`~eli5_nn.adapters.base.Adapter` for a ``keras.Model`` (Keras 3)."""
@@ -164,18 +159,8 @@ class KerasAdapter:
         """Keras ``Attention``/``AdditiveAttention``/``MultiHeadAttention`` are
         called with ``return_attention_scores=True``; another layer whose class
         name contains "Attention" and that returns a tuple gives its last element."""
-        found: list[tuple[LayerRef, Tensor]] = []
-        with ExitStack() as stack:
-            for ref in self.layers():
-                layer = ref.handle
-                if isinstance(layer, keras.Model):
-                    continue
-                asked = isinstance(layer, _ASKED_ATTENTION)
-                if asked or "attention" in type(layer).__name__.lower():
-                    stack.enter_context(reading_attention(layer, ref, asked, found))
-            with self.shim.no_grad():
-                self._call(x)
-        return found
+        with self.shim.no_grad():
+            return attention_calls(self.layers(), lambda: self._call(x))
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
         return keras_layers.embedding_layers(self.layers())
@@ -200,14 +185,7 @@ class KerasAdapter:
         return watch, offsets + [len(slots)], slots
 
     def _unreachable(self, ref: LayerRef) -> str:
-        return (
-            f"the output of layer {ref.name!r} cannot be reached in {self.model_name()}'s "
-            "forward pass (the model does not call it through Layer.__call__, e.g. a "
-            "subclassed model that uses its weights directly or never calls it). CAM methods "
-            "need a reachable layer: pass another layer=, or build the model with the "
-            "Sequential/functional API. Gradient methods (method='gradient', "
-            "'gradient-x-input', 'smoothgrad', 'integrated-gradients') work on any model."
-        )
+        return unreachable(ref.name, self.model_name())
 
     def gradients(
         self,

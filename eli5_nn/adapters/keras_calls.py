@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 from keras import ops as K
 
 from ..errors import ExplanationError
@@ -148,5 +149,38 @@ def reading_attention(
         yield
 
 
-__all__ = ["OnOutput", "PreActivation", "intercept", "layer_of", "reading_attention",
-           "swapped_call"]
+def attention_calls(refs: Sequence[LayerRef], call: Callable[[], Any]
+                    ) -> list[tuple[LayerRef, Tensor]]:
+    """The attention weights of every attention layer call in ``call()``: Keras
+    ``Attention``/``AdditiveAttention``/``MultiHeadAttention`` are called with
+    ``return_attention_scores=True``; another layer whose class name contains
+    "Attention" and that returns a tuple gives its last element."""
+    asked_types = tuple(getattr(keras.layers, n) for n in (
+        "Attention", "AdditiveAttention", "MultiHeadAttention"))
+    found: list[tuple[LayerRef, Tensor]] = []
+    with ExitStack() as stack:
+        for ref in refs:
+            layer = ref.handle
+            if isinstance(layer, keras.Model):
+                continue
+            asked = isinstance(layer, asked_types)
+            if asked or "attention" in type(layer).__name__.lower():
+                stack.enter_context(reading_attention(layer, ref, asked, found))
+        call()
+    return found
+
+
+def unreachable(name: str, model_name: str) -> str:
+    """Why the output of layer ``name`` cannot be tapped, and what to do."""
+    return (
+        f"the output of layer {name!r} cannot be reached in {model_name}'s "
+        "forward pass (the model does not call it through Layer.__call__, e.g. a "
+        "subclassed model that uses its weights directly or never calls it). CAM methods "
+        "need a reachable layer: pass another layer=, or build the model with the "
+        "Sequential/functional API. Gradient methods (method='gradient', "
+        "'gradient-x-input', 'smoothgrad', 'integrated-gradients') work on any model."
+    )
+
+
+__all__ = ["OnOutput", "PreActivation", "attention_calls", "intercept", "layer_of",
+           "reading_attention", "swapped_call", "unreachable"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy as copy_module
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from .base import (
     pack_input,
 )
 from .torch_autograd import autograd_rounds, leaf
-from .torch_hooks import check_hookable, first_tensor, forward_hook, hooks, replace_first, replacing
+from .torch_hooks import check_hookable, first_tensor, hooks, replace_first, replacing
 from .torch_ops import TorchOps
 
 __all__ = ["TorchAdapter", "TorchOps"]
@@ -180,40 +180,11 @@ class TorchAdapter:
         weights (Hugging Face ``BertAttention`` around ``BertSelfAttention``).
         Hugging Face models are switched to their "eager" attention for the call
         (``sdpa`` returns no weights) and switched back."""
-        found = self._attention_calls(x)
+        with architectures.eager_attention(self.model):
+            found = torch_structure.attention_calls(self.layers(), lambda: self._run(x))
         names = {ref.name for ref, _w in found}
         return [(ref, w) for ref, w in found
                 if not any(ref.name.startswith(n + ".") for n in names)]
-
-    def _attention_calls(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
-        found: list[tuple[LayerRef, Tensor]] = []
-
-        def ask(_m: nn.Module, args: Any, kwargs: Any) -> Any:
-            return args, {**kwargs, "need_weights": True, "average_attn_weights": True}
-
-        def make_hook(ref: LayerRef) -> Any:
-            def hook(_m: nn.Module, _i: Any, out: Any) -> None:
-                if isinstance(out, tuple) and len(out) >= 2:
-                    w = out[-1]
-                    if isinstance(w, torch.Tensor) and w.ndim >= 2:
-                        found.append((ref, w.detach()))
-
-            return hook
-
-        with ExitStack() as stack:
-            for ref in self.layers():
-                m = ref.handle
-                assert isinstance(m, nn.Module)
-                if isinstance(m, nn.MultiheadAttention):
-                    stack.enter_context(m.register_forward_pre_hook(ask, with_kwargs=True))
-                elif "attention" not in type(m).__name__.lower():
-                    continue
-                stack.enter_context(forward_hook(m, make_hook(ref)))
-            # with gradients enabled PyTorch takes the module path of
-            # TransformerEncoderLayer (its fused fast path skips the hooks)
-            with torch.enable_grad(), architectures.eager_attention(self.model):
-                self._run(x)
-        return found
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
         cache = common.model_cache(self.model)

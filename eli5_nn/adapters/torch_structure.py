@@ -4,6 +4,7 @@ sites for FullGrad, the modules a forward pass runs, randomised copies."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 
 from ..errors import ExplanationError
 from .base import BiasSite, LayerRef, randomized
-from .torch_hooks import hooks
+from .torch_hooks import forward_hook, hooks
 
 
 def embedding_info(m: nn.Module) -> tuple[int, int | None] | None:
@@ -29,6 +30,41 @@ def embedding_info(m: nn.Module) -> tuple[int, int | None] | None:
             pad = node.args[2] if len(node.args) > 2 else -1
             return int(weight.shape[0]), None if pad in (-1, None) else int(pad)
     return None
+
+
+def attention_calls(refs: Sequence[LayerRef], run: Callable[[], Any]
+                    ) -> list[tuple[LayerRef, torch.Tensor]]:
+    """The attention weights of every call of an attention module in ``run()``:
+    ``nn.MultiheadAttention`` asked for its head-averaged weights, a module whose
+    class name contains "Attention" and returns a tuple giving its last element."""
+    found: list[tuple[LayerRef, torch.Tensor]] = []
+
+    def ask(_m: nn.Module, args: Any, kwargs: Any) -> Any:
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": True}
+
+    def make_hook(ref: LayerRef) -> Any:
+        def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+            if isinstance(out, tuple) and len(out) >= 2:
+                w = out[-1]
+                if isinstance(w, torch.Tensor) and w.ndim >= 2:
+                    found.append((ref, w.detach()))
+
+        return hook
+
+    with ExitStack() as stack:
+        for ref in refs:
+            m = ref.handle
+            assert isinstance(m, nn.Module)
+            if isinstance(m, nn.MultiheadAttention):
+                stack.enter_context(m.register_forward_pre_hook(ask, with_kwargs=True))
+            elif "attention" not in type(m).__name__.lower():
+                continue
+            stack.enter_context(forward_hook(m, make_hook(ref)))
+        # with gradients enabled PyTorch takes the module path of
+        # TransformerEncoderLayer (its fused fast path skips the hooks)
+        with torch.enable_grad():
+            run()
+    return found
 
 
 def bias_sites(refs: Sequence[LayerRef]) -> list[BiasSite]:
@@ -89,4 +125,4 @@ def randomize(copy: nn.Module, layer: LayerRef, seed: int) -> None:
             p.copy_(torch.as_tensor(values, device=p.device))
 
 
-__all__ = ["bias_sites", "embedding_info", "parameter_layers", "randomize"]
+__all__ = ["attention_calls", "bias_sites", "embedding_info", "parameter_layers", "randomize"]
