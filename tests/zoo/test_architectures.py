@@ -5,11 +5,13 @@ from __future__ import annotations
 import eli5
 import pytest
 import torch
+from torch import nn
 
 import eli5_nn
 from eli5_nn.adapters import architectures as arch
+from eli5_nn.adapters import torch_head
 
-from .cases import build, left_as_found
+from .cases import CASES, build, expected_layer, left_as_found
 from .timm_like import VisionTransformer
 
 pytest.importorskip("transformers")
@@ -83,3 +85,56 @@ def test_the_docs_zoo_page_holds_the_table() -> None:
     assert rst_table() in page.read_text(encoding="utf-8"), (
         "docs/zoo.rst's table differs from tests/zoo/table.py: paste rst_table() there"
     )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torch_head_finds_the_tables_layer(name: str) -> None:
+    model, doc = build(name)
+    with torch.no_grad():
+        found = torch_head.automatic_layer(
+            model, lambda: model(**doc) if isinstance(doc, dict) else model(doc)
+        )
+    assert found is not None and found[0] == expected_layer(CASES[name], model)
+    assert all(not h for m in model.modules() for h in (m._forward_hooks, m._forward_pre_hooks))
+
+
+class _Text(nn.Module):
+    def __init__(self, head: str) -> None:
+        super().__init__()
+        self.head = head
+        self.emb = nn.Embedding(50, 8)
+        self.conv = nn.Conv1d(8, 6, 3)
+        self.rnn = nn.LSTM(8, 6, batch_first=True)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.fc = nn.Linear(8 if head == "cls" else 6, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.emb(ids)
+        if self.head == "max":  # a text CNN: max over time
+            return self.fc(torch.relu(self.conv(e.transpose(1, 2))).max(dim=2).values)
+        if self.head == "mean":  # an LSTM averaged over time
+            return self.fc(self.rnn(e)[0].mean(dim=1))
+        if self.head == "last":  # an LSTM's last hidden state: no map reduced
+            return self.fc(self.rnn(e)[1][0][-1])
+        return self.fc(self.enc(e)[:, 0])  # a class token read by position
+
+
+@pytest.mark.parametrize(("head", "layer"), [
+    ("max", "conv"), ("mean", "rnn"), ("last", None), ("cls", "enc.layers.0"),
+])
+def test_torch_head_on_text_heads(head: str, layer: str | None) -> None:
+    torch.manual_seed(0)
+    model = _Text(head).eval()
+    ids = torch.randint(0, 50, (1, 12))
+    with torch.no_grad():
+        found = torch_head.automatic_layer(model, lambda: model(ids))
+    assert (found[0] if found else None) == layer
+    if layer == "enc.layers.0":  # found from the traced x[:, 0], not from a known class
+        assert "one token" in found[1]
+
+
+def test_torch_head_on_an_mlp_is_none() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        assert torch_head.automatic_layer(model, lambda: model(torch.rand(1, 3, 2, 2))) is None
