@@ -339,16 +339,6 @@ class KerasAdapter:
             "'occlusion' instead."
         )
 
-    # -- transition --------------------------------------------------------------------------
-    @property
-    def channel_axis(self) -> int:
-        """Deprecated: the input's channel axis (batch axis included); use input_layout."""
-        return 1 if self.data_format == "channels_first" else -1
-
-    def spatial_layouts(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...], Layout]]:
-        """Deprecated alias of :meth:`spatial_layers`."""
-        return self.spatial_layers(x)
-
     # -- what methods need besides -----------------------------------------------------------
     def bias_sites(self) -> list[BiasSite]:
         """Dense/Conv/BatchNorm layers with a bias; where the input is known, only

@@ -390,11 +390,3 @@ class TorchAdapter:
         """Overwrite the parameters of ``copy``'s submodule named ``layer.name``."""
         common.check_copy(copy, self.model)
         torch_structure.randomize(copy, layer, seed)
-
-    # -- transition --------------------------------------------------------------------------
-    #: deprecated: the input's channel axis with the batch axis (use input_layout)
-    channel_axis = 1
-
-    def spatial_layouts(self, x: Tensor) -> list[tuple[LayerRef, tuple[int, ...], Layout]]:
-        """Deprecated alias of :meth:`spatial_layers`."""
-        return self.spatial_layers(x)

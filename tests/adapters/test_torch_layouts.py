@@ -70,7 +70,7 @@ def test_conv_net_is_channels_first():
     adapter = get_adapter(model)
     batch = adapter.as_batch(x)
     assert adapter.input_layout(batch) == Layout("CHW")
-    found = adapter.spatial_layouts(batch)
+    found = adapter.spatial_layers(batch)
     assert [(ref.name, shape, lay.axes) for ref, shape, lay in found] == [
         ("0", (5, 6, 6), "CHW"), ("1", (5, 6, 6), "CHW"), ("2", (5, 6, 6), "CHW"),
         ("3", (5, 3, 3), "CHW"),
@@ -235,7 +235,7 @@ def test_layouts_are_traced_once_per_input_signature():
         x = adapter.as_batch(torch.rand(2, 3, 16, 16))
         for ref in adapter.layers():
             adapter.layer_layout(ref, x)
-        adapter.spatial_layouts(x)
+        adapter.spatial_layers(x)
         get_adapter(model).layer_layout(adapter.find_layer("block"), x)
     finally:
         handle.remove()
