@@ -54,6 +54,11 @@ def _axes(value: str) -> str:
     return axes
 
 
+def _grid(value: Any) -> tuple[int, ...] | None:
+    """``None`` or the grid as a tuple of ints."""
+    return None if value is None else tuple(int(s) for s in value)
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Layout:
     """How the axes of one row of a tensor read (the batch axis dropped).
@@ -74,9 +79,7 @@ class Layout:
 
     axes: str = attr.ib(converter=_axes)
     prefix_tokens: int = 0
-    grid: tuple[int, ...] | None = attr.ib(
-        default=None, converter=lambda g: None if g is None else tuple(int(s) for s in g)
-    )
+    grid: tuple[int, ...] | None = attr.ib(default=None, converter=_grid)
 
     def __attrs_post_init__(self) -> None:
         if self.prefix_tokens < 0:
