@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import modalities
-from .adapters import architectures, get_adapter
+from .adapters import architectures, get_adapter, outputs
 from .adapters.base import Adapter, LayerRef
 from .arguments import check_keywords, check_optional_bool, check_positive_int
 from .errors import Eli5NNTypeError, ExplanationError
@@ -233,8 +233,8 @@ def _output_kind(adapter: Adapter, model_in: Any, given: str | None, scores: np.
     is a regression; else ``None``: read from the scores by :func:`proba`."""
     if given is not None:
         return given, "output="
-    stated = getattr(adapter, "output_kind", None)  # transition: until every adapter has it
-    kind = stated(model_in) if callable(stated) else None
+    stated = getattr(adapter, "output_kind", None)  # an adapter may know better
+    kind = stated(model_in) if callable(stated) else outputs.output_kind(adapter, model_in)
     if kind is not None:
         return kind, f"stated by {adapter.model_name()}"
     if np.shape(scores)[1] == 1:

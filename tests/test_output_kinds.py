@@ -62,13 +62,27 @@ def test_multilabel_logits_get_a_sigmoid_per_label(x: torch.Tensor) -> None:
 
 
 def test_final_sigmoid_is_detected(x: torch.Tensor) -> None:
-    """Where the model ends in a Sigmoid, the adapter says its outputs are
-    probabilities (needs the adapters' ``output_kind``)."""
+    """Where the model ends in a Sigmoid (or a Softmax) its outputs are the
+    probabilities: as given, not the input of a softmax."""
     model = Constant(logit(SIGMOIDS), nn.Sigmoid())
     expl = explain(model, x)
-    if "stated by" not in expl.description:
-        pytest.skip("the adapter does not state output kinds yet")
     np.testing.assert_allclose([t.proba for t in expl.targets], SIGMOIDS, rtol=1e-5)
+    assert "Outputs read as probabilities (stated by Constant)" in expl.description
+    soft = Constant(np.array([1.0, -2.0, 0.5]), nn.Softmax(dim=-1))
+    expl = explain(soft, x)
+    np.testing.assert_allclose([t.proba for t in expl.targets], [t.score for t in expl.targets])
+
+
+def test_a_sigmoid_inside_the_model_is_not_its_output(x: torch.Tensor) -> None:
+    """A Sigmoid called last whose output the model changes afterwards (here: times
+    3) does not make the outputs probabilities."""
+
+    class Scaled(Constant):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 3 * super().forward(x)
+
+    expl = explain(Scaled(np.zeros(3), nn.Sigmoid()), x)
+    assert "Outputs read as logits" in expl.description
 
 
 def test_one_output_is_a_regression(x: torch.Tensor) -> None:
