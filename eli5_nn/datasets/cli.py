@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,8 +77,11 @@ def add_subcommands(subparsers: Any, load_model: Callable[[str], Any]) -> None:
 
 
 def _run(name: str, fn: Callable[[], Path]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up lines
     try:
-        path = fn()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = fn()
     except (Eli5NNError, ValueError, TypeError, OSError) as exc:
         print(f"eli5-nn {name}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
