@@ -186,9 +186,10 @@ class DatasetExplainer:
         )
 
     def heatmap(self, t: Any, reduced: np.ndarray) -> np.ndarray:
-        """The display map in [0, 1]; for CAM methods at the layer's resolution."""
+        """The display map in [0, 1]; for CAM methods on images at the layer's resolution
+        (text maps stay one value per real token)."""
         heat = np.asarray(t.heatmap, dtype=np.float32)
-        if self.spec.space != "layer" or reduced.shape == heat.shape:
+        if self.spec.space != "layer" or heat.ndim < 2 or reduced.shape == heat.shape:
             return heat
         relu = self.explain_args.get("relu")
         m = np.abs(reduced) if relu is False else np.clip(reduced, 0.0, None)

@@ -248,3 +248,31 @@ def test_manifest_records_the_settings(model, x, tmp_path):
     assert m["settings"]["seed_drawn"] and isinstance(m["settings"]["seed"], int)
     assert m["class_names"] == ["a", "b", "c", "d"]
     assert run.items(columns=["target"]).to_pandas()["target"].tolist() == [1, 1, 1]
+
+
+class _TextCNN(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8, padding_idx=0)
+        self.conv = torch.nn.Conv1d(8, 6, 3, padding=1)
+        self.fc = torch.nn.Linear(6, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(self.emb(ids).transpose(1, 2))).mean(-1))
+
+
+@pytest.mark.parametrize("method", ["integrated-gradients", "grad-cam"])
+def test_text_items_keep_one_value_per_token(tmp_path, method):
+    torch.manual_seed(0)
+    model = _TextCNN().eval()
+    ids = np.random.default_rng(0).integers(1, 50, (4, 10))
+    ids[1, 6:] = 0  # padding: left out of the heatmap, as explain_predictions does
+    run = explain_dataset(model, ids, method=method, out=tmp_path, progress=False)
+    expected = eli5_nn.explain_predictions(model, ids, method=method, progress=False)
+    table = run.items().to_pandas()
+    assert [list(s) for s in table["heatmap_shape"]] == [[10], [6], [10], [10]]
+    for _, row in table.iterrows():
+        t = expected[row["index"]].targets[0]
+        np.testing.assert_allclose(as_array(row["heatmap"], row["heatmap_shape"]), t.heatmap,
+                                   rtol=1e-5, atol=1e-7)
+        assert list(row["attribution_shape"]) == [10]  # one signed value per position
