@@ -76,10 +76,11 @@ class Case:
         return self.errors_on.get(framework, self.error)
 
 
-# the arguments every row of a method uses (few steps and samples: tiny models, fast suite)
+# the arguments every row of a method uses: few steps and samples, and passes of a fixed
+# size (JAX compiles each new shape once: fewer shapes, a faster suite)
 FAST: dict[str, dict[str, Any]] = {
-    "smoothgrad": {"samples": 3, "noise": 0.2, "random_state": 0},
-    "integrated-gradients": {"steps": 8},
+    "smoothgrad": {"samples": 8, "noise": 0.2, "random_state": 0, "batch_size": 8},
+    "integrated-gradients": {"steps": 8, "batch_size": 8},
 }
 #: IG needs more nodes for its completeness check on ReLU nets
 COMPLETE_STEPS = 128
@@ -124,6 +125,12 @@ CASES: list[Case] = [
     # attention weights do not depend on the target: nothing to flip
     *_rows("attention", ("text-attention",), flips=False),
     Case("attention", "text-cnn", error=NO_ATTENTION),
+    # attention rollout: the same for every target, like attention; the numpy adapter's
+    # attention pools over the tokens (weights (N, T)): nothing to roll out, and it says so
+    Case("attention-rollout", "text-attention", flips=False,
+         errors_on={"numpy": (ValueError, "attend over the whole token sequence")}),
+    Case("attention-rollout", "text-cnn", error=NO_ATTENTION),
+    Case("attention-rollout", "image", error=NO_ATTENTION),
     # contextual decomposition: PyTorch (and the numpy adapter's linear rules) only
     *(Case("cd", family, {"patch_size": 4} if family == "image" else {},
            errors_on={"keras": CD_TORCH_ONLY},
