@@ -111,3 +111,32 @@ def test_sigmoid_and_softmax_outputs_give_their_kind() -> None:
         np.testing.assert_allclose([t.proba for t in expl.targets], out, rtol=1e-5)
     model = keras.Model(inp, keras.layers.Dense(1)(h))
     assert eli5.explain_prediction(model, x, method="gradient").targets[0].proba is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_graph_gives_the_map_entering_global_pooling(name: str) -> None:
+    from eli5_nn.adapters import keras_head
+
+    model = application(name)
+    found = keras_head.head_map(model)
+    assert found is not None and found.name == expected_layer(CASES[name], model)
+    assert found.reduction == "GlobalAveragePooling2D"
+    assert found.is_layer == (not CASES[name].layer.startswith("input:"))
+
+
+def test_the_graph_walk_on_small_models() -> None:
+    from eli5_nn.adapters import keras_head
+
+    inp = keras.Input((8, 8, 3))
+    base = keras.Model(inp, keras.layers.ReLU(name="r")(keras.layers.Conv2D(4, 3)(inp)))
+    nested = keras.Sequential([keras.Input((8, 8, 3)), base,
+                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    assert keras_head.automatic_layer(nested)[0] == "r"  # inside the nested model
+    small = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+        keras.layers.ReLU(name="relu"), keras.layers.AveragePooling2D(4),
+        keras.layers.Flatten(), keras.layers.Dense(3),
+    ])
+    assert keras_head.automatic_layer(small)[0] == "relu"  # the 8×8 map, not the pooled 2×2
+    mlp = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    assert keras_head.automatic_layer(mlp) is None
