@@ -11,8 +11,9 @@ An RST comment right before a block (blank lines between are allowed) says how i
 ``.. not-run: <reason>``
     the block is not run here (a cluster address, a GPU); the reason is required.
 ``.. runs-with: <setting>``
-    the stand-ins the block's names are bound to (default ``torch``; ``keras`` blocks run
-    in the Keras suite, once per backend).
+    the stand-ins the block's names are bound to; the setting holds for the blocks after it
+    in the same file until another marker (a file starts with ``torch``). ``keras`` blocks
+    run in the Keras suite, once per backend.
 
 Both comments are invisible in the rendered pages and visible in the source.
 """
@@ -43,7 +44,7 @@ class Block:
     code: str
     language: str
     not_run: str | None = None  # the reason, when marked
-    runs_with: str = "torch"
+    runs_with: str | None = None  # None: the setting of the block before holds
 
     @property
     def name(self) -> str:
@@ -81,9 +82,9 @@ def _body(lines: list[str], start: int, indent: int) -> tuple[int, list[str]]:
     return first + 1, [t[margin:] for t in body]
 
 
-def _marker(lines: list[str], start: int) -> tuple[str | None, str]:
+def _marker(lines: list[str], start: int) -> tuple[str | None, str | None]:
     """The ``not-run`` reason and ``runs-with`` setting given right above line ``start``."""
-    not_run, runs_with = None, "torch"
+    not_run, runs_with = None, None
     i = start - 1
     while i >= 0 and not lines[i].strip():
         i -= 1
@@ -137,3 +138,13 @@ def python_in_literal_blocks(path: Path) -> list[int]:
         if any(isinstance(n, (ast.Call, ast.Import, ast.ImportFrom)) for n in ast.walk(tree)):
             bad.append(line)
     return bad
+
+
+def python_blocks(path: Path) -> list[tuple[Block, str]]:
+    """The Python blocks of a file with the setting each runs with (markers hold until changed)."""
+    found, setting = [], "torch"
+    for block in code_blocks(path):
+        if block.is_python:
+            setting = block.runs_with or setting
+            found.append((block, setting))
+    return found

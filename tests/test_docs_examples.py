@@ -28,7 +28,14 @@ from PIL import Image
 from torch import nn
 
 import eli5_nn
-from tests.rst_blocks import DOC_FILES, ROOT, Block, code_blocks, python_in_literal_blocks
+from tests.rst_blocks import (
+    DOC_FILES,
+    ROOT,
+    Block,
+    code_blocks,
+    python_blocks,
+    python_in_literal_blocks,
+)
 
 #: blocks marked ``.. not-run:`` (with their reasons) and Keras blocks, across all files
 NOT_RUN = 2
@@ -126,7 +133,8 @@ def _tiny_vit() -> Any:
 
 def _tiny_image_processor() -> Any:
     transformers = pytest.importorskip("transformers")
-    return transformers.ViTImageProcessor(size={"height": 224, "width": 224})
+    processor = getattr(transformers, "ViTImageProcessorPil", transformers.ViTImageProcessor)
+    return processor(size={"height": 224, "width": 224})  # the PIL one needs no torchvision
 
 
 def hf_text_names() -> dict[str, Any]:
@@ -163,12 +171,12 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def python_files() -> list[Path]:
-    return [p for p in DOC_FILES if any(b.is_python for b in code_blocks(p))]
+    return [p for p in DOC_FILES if python_blocks(p)]
 
 
 def run_block(block: Block, names: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Run one block in ``names`` (its stand-ins already bound)."""
-    uses_transformers = "transformers" in block.code or block.runs_with.startswith("hf")
+    uses_transformers = "transformers" in block.code or "tokenizer" in block.code
     with no_downloads(monkeypatch) if uses_transformers else contextlib.nullcontext():
         try:
             exec(block.compiled(), names)  # noqa: S102  (the docs' own examples)
@@ -180,12 +188,12 @@ def run_block(block: Block, names: dict[str, Any], monkeypatch: pytest.MonkeyPat
 def test_python_blocks_run(path: Path, torch_names: dict[str, Any], tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # blocks that save files write here
-    names, setting, ran = dict(torch_names), "torch", 0
-    for block in code_blocks(path):
-        if not block.is_python or block.not_run or block.runs_with == "keras":
+    names, bound, ran = dict(torch_names), "torch", 0
+    for block, setting in python_blocks(path):
+        if block.not_run or setting == "keras":
             continue
-        if block.runs_with != setting:  # a setting holds until a block says otherwise
-            setting = block.runs_with
+        if setting != bound:
+            bound = setting
             names.update(torch_names if setting == "torch" else SETTINGS[setting]())
         run_block(block, names, monkeypatch)
         ran += 1
@@ -194,9 +202,10 @@ def test_python_blocks_run(path: Path, torch_names: dict[str, Any], tmp_path: Pa
 
 
 def test_blocks_not_run_are_counted_and_give_reasons() -> None:
-    blocks = [b for p in DOC_FILES for b in code_blocks(p) if b.is_python]
+    settings = {b: s for p in DOC_FILES for b, s in python_blocks(p)}
+    blocks = list(settings)
     not_run = [b for b in blocks if b.not_run]
-    keras = [b for b in blocks if b.runs_with == "keras" and not b.not_run]
+    keras = [b for b in blocks if settings[b] == "keras" and not b.not_run]
     for b in not_run:
         print(f"not run: {b.name}: {b.not_run}")
     for b in keras:
@@ -206,7 +215,8 @@ def test_blocks_not_run_are_counted_and_give_reasons() -> None:
     assert len(not_run) == NOT_RUN, "a block newly marked not-run: update NOT_RUN on purpose"
     assert len(keras) == KERAS_BLOCKS
     known = {"torch", "keras", *SETTINGS}
-    unknown = {b.name: b.runs_with for b in blocks if b.runs_with not in known}
+    unknown = {b.name: b.runs_with for b in blocks if b.runs_with not in {None, *known}}
+    assert all(b.line > 0 and b.code.strip() for p in DOC_FILES for b in code_blocks(p))
     assert not unknown, f"unknown '.. runs-with:' settings {unknown}; known: {sorted(known)}"
 
 

@@ -16,13 +16,12 @@ import pytest
 from PIL import Image
 
 import eli5_nn
-from tests.rst_blocks import DOC_FILES, ROOT, code_blocks
+from tests.rst_blocks import DOC_FILES, ROOT, python_blocks
 
 from .conftest import SIZE, keras_cnn
 
 KERAS_FILES = [p for p in DOC_FILES
-               if any(b.is_python and b.runs_with == "keras" and not b.not_run
-                      for b in code_blocks(p))]
+               if any(s == "keras" and not b.not_run for b, s in python_blocks(p))]
 
 
 @pytest.mark.parametrize("path", KERAS_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -33,8 +32,8 @@ def test_keras_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.Monkey
         "eli5": eli5, "eli5_nn": eli5_nn, "keras_model": keras_cnn(), "model": keras_cnn(),
         "x": x, "i": 3, "img": Image.fromarray((x[0] * 255).astype(np.uint8)),
     }
-    for block in code_blocks(path):
-        if block.is_python and block.runs_with == "keras" and not block.not_run:
+    for block, setting in python_blocks(path):
+        if setting == "keras" and not block.not_run:
             try:
                 exec(block.compiled(), names)  # noqa: S102  (the docs' own examples)
             except Exception as e:
