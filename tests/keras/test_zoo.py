@@ -140,3 +140,16 @@ def test_the_graph_walk_on_small_models() -> None:
     assert keras_head.automatic_layer(small)[0] == "relu"  # the 8×8 map, not the pooled 2×2
     mlp = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(2)])
     assert keras_head.automatic_layer(mlp) is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_auto_layer_through_the_adapter(name: str) -> None:
+    from eli5_nn.adapters import auto_layer, get_adapter
+
+    model = application(name)
+    adapter = get_adapter(model)
+    found = auto_layer.automatic_layer(adapter, adapter.as_batch(doc(name)))
+    if CASES[name].layer.startswith("input:"):
+        assert found is None  # an operation, not a layer: the adapter cannot tap it yet
+    else:
+        assert found is not None and found[0].name == CASES[name].layer

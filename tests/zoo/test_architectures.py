@@ -138,3 +138,16 @@ def test_torch_head_on_an_mlp_is_none() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     with torch.no_grad():
         assert torch_head.automatic_layer(model, lambda: model(torch.rand(1, 3, 2, 2))) is None
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_auto_layer_through_the_adapter(name: str, device: str) -> None:
+    from eli5_nn.adapters import auto_layer, get_adapter
+
+    model, doc = build(name, device)
+    adapter = get_adapter(model)
+    x = adapter.as_batch(doc)
+    with left_as_found(model):
+        ref, why = auto_layer.automatic_layer(adapter, x)
+    assert ref.name == expected_layer(CASES[name], model) and why
+    assert auto_layer.automatic_layer(adapter, x)[0] == ref  # cached
