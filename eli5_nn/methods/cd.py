@@ -106,7 +106,7 @@ def contextual_decomposition(ctx: MethodContext) -> MethodResult:
         )
     return MethodResult(
         scores=scores, rows=rows,
-        attribution=ctx.adapter.ops.asarray(np.ascontiguousarray(cells), like=ctx.x),
+        attribution=ctx.adapter.ops.asarray(np.array(cells), like=ctx.x),  # a writable copy
         notes=[f"patches of {size}", _note(block_scores.sum(axis=1), logits, "patches")],
     )
 
