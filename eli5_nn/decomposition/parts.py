@@ -66,27 +66,42 @@ class Context:
 
 
 def split_bias(rel: torch.Tensor, irr: torch.Tensor, bias: torch.Tensor | float,
-               cx: Context) -> Parts:
+               cx: Context, *, fresh: bool = False) -> Parts:
     """Add ``bias`` to the parts in proportion to their magnitudes, element by element.
 
     ``w = |rel| / (|rel| + |irr|)``: the relevant part gets ``w * bias``, the
     irrelevant part the rest (the rule of Singh et al.'s ``acd``). Where both
     parts are zero the row's overall relevant share decides, so a full mask
     leaves nothing irrelevant and an ignored region gets nothing.
+
+    ``fresh``: ``rel`` and ``irr`` are the caller's own new tensors, which may be
+    overwritten when no gradient is recorded (fewer full-size temporaries: the
+    parts of a conv layer's output are the largest tensors CD handles).
     """
-    a, b = rel.abs(), irr.abs()
-    den = a + b
-    ok = den > 0
-    fallback = cx.share(rel, irr).to(rel.dtype)
-    w = torch.where(ok, a / torch.where(ok, den, torch.ones_like(den)), fallback)
-    return Parts(rel + w * bias, irr + (1 - w) * bias)
+    b = torch.as_tensor(bias, dtype=rel.dtype, device=rel.device)
+    grad = torch.is_grad_enabled() and (rel.requires_grad or irr.requires_grad
+                                        or b.requires_grad)
+    a, den = rel.abs(), irr.abs()
+    if grad:
+        den = den + a
+        w = a / den
+    else:
+        w = a.div_(den.add_(a))  # 0 / 0 = nan where both parts are zero, replaced below
+    if den.numel() and bool(den.amin() <= 0):
+        w = torch.where(den > 0, w, cx.share(rel, irr).to(rel.dtype))
+    if fresh and not grad and torch.broadcast_shapes(rel.shape, b.shape) == rel.shape:
+        return Parts(rel.addcmul_(w, b), irr.add_(b).addcmul_(w, b, value=-1))
+    return Parts(torch.addcmul(rel, w, b), torch.addcmul(irr + b, w, b, value=-1))
 
 
 def relu_like(p: Parts, act: Act) -> Parts:
     """Activations with ``f(0) = 0`` (ReLU, LeakyReLU...): ``rel -> f(rel)``,
     ``irr -> f(rel + irr) - f(rel)`` (Singh et al.)."""
     rel = act(p.rel)
-    return Parts(rel, act(p.total()) - rel)
+    full = act(p.total())
+    if torch.is_grad_enabled() and full.requires_grad:
+        return Parts(rel, full - rel)
+    return Parts(rel, full.sub_(rel))  # act's output is its own new tensor
 
 
 def shapley_two(p: Parts, act: Act, cx: Context) -> Parts:
@@ -97,7 +112,7 @@ def shapley_two(p: Parts, act: Act, cx: Context) -> Parts:
     fr, fi = act(p.rel), act(p.irr)
     rel = 0.5 * ((fr - zero) + (full - fi))
     irr = 0.5 * ((fi - zero) + (full - fr))
-    return split_bias(rel, irr, zero, cx)
+    return split_bias(rel, irr, zero, cx, fresh=True)
 
 
 def shapley_three(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, act: Act

@@ -144,7 +144,7 @@ def _dim(cx: Context, x: Parts) -> int:
 def _linear_parts(cx: Context, x: Parts, fn: Callable[[torch.Tensor], torch.Tensor],
                   bias: torch.Tensor | None) -> Parts:
     out = x.map(fn)
-    return out if bias is None else split_bias(out.rel, out.irr, bias, cx)
+    return out if bias is None else split_bias(out.rel, out.irr, bias, cx, fresh=True)
 
 
 def _linear(cx: Context, x: Parts, weight: torch.Tensor, bias: torch.Tensor | None = None
@@ -270,7 +270,7 @@ def _batch_norm(cx: Context, mod: nn.modules.batchnorm._BatchNorm, x: Parts) -> 
         shift = shift + mod.bias
     scale, shift = scale.reshape(shape), shift.reshape(shape)
     out = x.map(lambda t: t * scale)
-    return split_bias(out.rel, out.irr, shift, cx)
+    return split_bias(out.rel, out.irr, shift, cx, fresh=True)
 
 
 def _module_linear(cx: Context, mod: nn.Linear, x: Parts) -> Parts:
