@@ -57,7 +57,8 @@ def _items(n: int, size: int) -> np.ndarray:
 
 
 def pipeline_vs_dataset(quick: bool) -> dict[str, Any]:
-    """explain_dataset against explain_predictions on the same items (best of 2 each)."""
+    """explain_dataset (default chunks and shards) against explain_predictions on the same
+    items (best of 2 alternated runs each, after one warm-up round)."""
     cfg = _settings(quick)
     model, x = make_model(), _items(cfg["n"], cfg["size"])
     args = {"method": "integrated-gradients", "steps": cfg["steps"]}
@@ -67,8 +68,7 @@ def pipeline_vs_dataset(quick: bool) -> dict[str, Any]:
         eli5_nn.explain_predictions(model, x, progress=False, **args)
         t1 = time.perf_counter()
         with tempfile.TemporaryDirectory() as d:
-            explain_dataset(model, x, out=Path(d) / "o", shard_size=cfg["shard"] * 4,
-                            chunk_size=cfg["chunk"] * 4, progress=False, **args)
+            explain_dataset(model, x, out=Path(d) / "o", progress=False, **args)  # defaults
         t2 = time.perf_counter()
         if r:  # the first round warms up
             floor, ours = min(floor, t1 - t0), min(ours, t2 - t1)
