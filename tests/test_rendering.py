@@ -15,7 +15,7 @@ import eli5_nn
 from tests.models import plain_cnn
 from tests.test_neutral import run_without_frameworks
 
-IMAGE_METHODS = sorted(k for k, m in eli5_nn.METHODS.items() if m.image)
+IMAGE_METHODS = sorted(k for k, m in eli5_nn.METHODS.items() if m.image and not m.requires)
 QUICK = {"smoothgrad": {"samples": 4, "random_state": 0},
          "integrated-gradients": {"steps": 8}}
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-import eli5_nn  # noqa: F401  (registers the handlers)
+import eli5_nn
 from eli5_nn.adapters.base import LayerRef
 from eli5_nn.errors import Eli5NNTypeError, ExplanationError
 from eli5_nn.layout import Layout
@@ -195,6 +195,8 @@ def test_vision_rollout_puts_the_patch_tokens_on_their_grid(vision_model: nn.Mod
                                rtol=1e-5, atol=1e-7)
     assert t.heatmap.shape == (16, 16) and t.heatmap.max() == pytest.approx(1.0)
     assert "4×4 grid" in expl.description
+    assert eli5.format_as_image(expl).size == (16, 16)  # eli5's overlay and ours draw it
+    assert "Attention Rollout" in eli5_nn.format_as_html(expl)
 
 
 def test_layout_argument_states_the_grid(vision_model: nn.Module) -> None:
