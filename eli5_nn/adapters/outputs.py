@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import architectures
+from . import architectures, common
 from .base import Adapter, ModelInput, Tensor
 
 #: final activations whose outputs are probabilities, by lower-case name
@@ -66,6 +66,21 @@ def _keras_final_activation(model: Any) -> str:
 def _torch_final_module(adapter: Adapter, model: Any, x: Tensor) -> str:
     """The class name (lower case) of the leaf module called last in one forward pass
     of the first doc, where its output is the model's output; "" otherwise."""
+    modules = list(model.modules())
+    leaves = [m for m in modules if not any(True for _ in m.children())]
+    if not {type(m).__name__.lower() for m in leaves} & _PROBABILITY_ACTIVATIONS:
+        return ""  # nothing to look for: no pass needed
+    first = x[:1] if not isinstance(x, ModelInput) else x.rows(adapter.ops, np.zeros(1, int))
+    cache = common.model_cache(model)  # one pass per model structure and input signature
+    parts = first.values if isinstance(first, ModelInput) else (first,)
+    key = ("output-kind", tuple(map(id, modules)),
+           tuple((tuple(getattr(v, "shape", ())), str(getattr(v, "dtype", ""))) for v in parts))
+    if key not in cache:
+        cache[key] = _last_module_called(adapter, leaves, first)
+    return str(cache[key])
+
+
+def _last_module_called(adapter: Adapter, leaves: list[Any], first: Tensor) -> str:
     import torch
 
     last: list[Any] = [None, None]
@@ -73,11 +88,6 @@ def _torch_final_module(adapter: Adapter, model: Any, x: Tensor) -> str:
     def hook(m: torch.nn.Module, _i: Any, out: Any) -> None:
         last[0], last[1] = m, out
 
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    kinds = {type(m).__name__.lower() for m in leaves}
-    if not kinds & _PROBABILITY_ACTIVATIONS:
-        return ""  # nothing to look for: no pass needed
-    first = x[:1] if not isinstance(x, ModelInput) else x.rows(adapter.ops, np.zeros(1, int))
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         scores = adapter.forward(first)
