@@ -10,6 +10,7 @@ This module imports no framework.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -21,6 +22,9 @@ import eli5_nn
 from eli5_nn.adapters import get_adapter
 
 from .cases import CASES, COMPLETE_STEPS, FAMILIES, N_DOCS, TEXT_FAMILIES, Case, rows_of
+
+#: the targets of each doc in batch tests (several for one doc, as they may differ)
+PER_DOC_TARGETS = [[1], [0], [0, 1]]
 
 
 class Harness:
@@ -62,6 +66,10 @@ class Harness:
         adapter = get_adapter(model)
         with adapter.session():
             return adapter.forward(adapter.as_batch(docs))
+
+    def assert_input_untouched(self, docs: Any, before: Any) -> None:
+        """The caller's docs are as they were (values; for tensors, their flags)."""
+        np.testing.assert_array_equal(np.asarray(docs), np.asarray(before))
 
     def disturb(self, model: Any) -> None:
         """Put ``model`` in a state a call must keep (train mode, frozen layers, .grad)."""
@@ -133,18 +141,27 @@ def generate(metafunc: pytest.Metafunc) -> None:
     # rows that cannot run here are listed, with their reason, under the first test only
     first = metafunc.function.__name__ == "test_several_targets_equal_each_alone"
     wants = getattr(metafunc.function, "wants", lambda case: True)
-    params = []
+    one_per_method = getattr(metafunc.function, "one_per_method", False)
+    params, methods = [], set()
     for case in CASES:
         if (case.expected_error(fw) is not None) != raising or not wants(case):
             continue
         reason = case.skip.get(fw)
         if reason is None and case.family not in harness.families:
             reason = f"no {case.family!r} model on {fw} (and the row gives no reason)"
-        if reason and not first:
+        if reason and not first or one_per_method and case.method in methods:
             continue
+        methods.add(case.method)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+def _one_per_method(fn: Callable[..., Any]) -> Any:
+    """Give a test the first row of each method only: it checks what the adapter
+    does around a method's passes (locks, clean-up on error), not the family."""
+    fn.one_per_method = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _raises(fn: Callable[..., Any]) -> Any:
@@ -185,26 +202,33 @@ class ConformanceSuite:
             assert_same_targets([t], alone.targets)
 
     def test_batch_equals_one_by_one(self, case: Case) -> None:
+        """N docs (one list of targets per doc) = N single calls; ``batch_size=1`` too."""
         model = self.harness.model(case.family)
         docs = self.harness.docs(case.family)
-        many = explain_many(self.harness, case, model, docs)
-        assert len(many) == N_DOCS
-        for i, expl in enumerate(many):
+        targets = PER_DOC_TARGETS[:N_DOCS]
+        many = explain_many(self.harness, case, model, docs, targets=targets)
+        chunked = explain_many(self.harness, case, model, docs, targets=targets, batch_size=1)
+        assert len(many) == len(chunked) == N_DOCS
+        for i, (expl, small) in enumerate(zip(many, chunked, strict=True)):
             check_values(expl, case)
-            one = explain_one(self.harness, case, model, _row(docs, i))
+            one = explain_one(self.harness, case, model, _row(docs, i), targets=targets[i])
             assert_same_targets(expl.targets, one.targets)
+            assert_same_targets(small.targets, one.targets)
 
     def test_model_left_as_found(self, case: Case) -> None:
         model = self.harness.fresh(case.family)
         self.harness.disturb(model)
         docs = self.harness.docs(case.family)
+        docs_before = copy.deepcopy(docs)
         before = self.harness.snapshot(model)
         explain_many(self.harness, case, model, docs, targets=[1, 0])
         self.harness.assert_same(before, self.harness.snapshot(model))
+        self.harness.assert_input_untouched(docs, docs_before)
         with pytest.raises(ValueError, match="out of range"):
             explain_one(self.harness, case, model, _row(docs, 0), targets=[99])
         self.harness.assert_same(before, self.harness.snapshot(model))
 
+    @_one_per_method
     def test_model_left_as_found_when_the_forward_raises(self, case: Case) -> None:
         model = self.harness.fresh(case.family)
         self.harness.disturb(model)
@@ -217,6 +241,7 @@ class ConformanceSuite:
                 explain_one(self.harness, case, model, _row(self.harness.docs(case.family), 0))
             self.harness.assert_same(before, self.harness.snapshot(model))
 
+    @_one_per_method
     def test_threads_give_sequential_results(self, case: Case) -> None:
         model = self.harness.model(case.family)
         docs = self.harness.docs(case.family)
@@ -248,6 +273,15 @@ class ConformanceSuite:
         check_values(against, case)
         np.testing.assert_allclose(against.targets[0].attribution,
                                    -plain.targets[0].attribution, rtol=1e-4, atol=1e-6)
+
+    @_wants(lambda case: case.family not in TEXT_FAMILIES)
+    def test_constant_input_gives_a_finite_map(self, case: Case) -> None:
+        model = self.harness.model(case.family)
+        zeros = self.harness.baseline(case.family, _row(self.harness.docs(case.family), 0))
+        expl = explain_one(self.harness, case, model, zeros)
+        check_values(expl, case)
+        if case.method in ("gradient-x-input", "integrated-gradients"):
+            assert np.all(expl.targets[0].attribution == 0)  # x == baseline: nothing to give
 
     @_wants(lambda case: case.seeded)
     def test_random_state_fixes_the_result(self, case: Case) -> None:

@@ -30,10 +30,10 @@ class NumpyHarness(Harness):
     def docs(self, family: str, n: int = 3) -> np.ndarray:
         rng = np.random.default_rng(3)
         if family in TEXT_FAMILIES:
-            ids = rng.integers(1, 20, size=(n, 7))
+            ids = rng.integers(1, 20, size=(max(n, 3), 7))
             ids[1, 5:] = 0
             ids[2, 3:] = 0
-            return ids
+            return ids[:n]
         return rng.normal(size=(n, *SHAPE))
 
     def disturb(self, model: FakeAdapter) -> None:

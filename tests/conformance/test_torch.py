@@ -40,14 +40,25 @@ class TorchHarness(Harness):
         "text-attention": _seeded(lambda: TinyTransformer(vocab=VOCAB, dim=8)),
     }
 
-    def docs(self, family: str, n: int = 3) -> np.ndarray:
+    def docs(self, family: str, n: int = 3) -> Any:
         rng = np.random.default_rng(5)
         if family in TEXT_FAMILIES:
-            ids = rng.integers(1, VOCAB, size=(n, LENGTH))
+            ids = rng.integers(1, VOCAB, size=(max(n, 3), LENGTH))
             ids[1, 5:] = 0
             ids[2, 3:] = 0
-            return ids
-        return rng.random((n, 3, SIZE, SIZE)).astype(np.float32)
+            return ids[:n]
+        return torch.as_tensor(rng.random((n, 3, SIZE, SIZE)).astype(np.float32))
+
+    def baseline(self, family: str, docs: Any) -> Any:
+        return torch.zeros_like(docs) if isinstance(docs, torch.Tensor) else super().baseline(
+            family, docs)
+
+    def assert_input_untouched(self, docs: Any, before: Any) -> None:
+        if isinstance(docs, torch.Tensor):
+            assert torch.equal(docs, before)
+            assert not docs.requires_grad and docs.grad is None
+        else:
+            super().assert_input_untouched(docs, before)
 
     def disturb(self, model: nn.Module) -> None:
         model.train()
