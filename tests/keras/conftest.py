@@ -10,12 +10,15 @@ import torch
 from torch import nn
 
 import eli5_nn  # noqa: F401  (registers the handlers)
+from tests.conformance.cases import CASES
 
 BACKEND = keras.backend.backend()
-METHODS = [
-    "grad-cam", "grad-cam++", "gradient", "gradient-x-input", "smoothgrad",
-    "integrated-gradients", "fullgrad",
-]
+#: the methods that explain Keras image models, read from the conformance table (so a new
+#: method is never silently left out of the Keras tests)
+METHODS = sorted({
+    c.method for c in CASES
+    if c.family == "image" and c.expected_error("keras") is None and "keras" not in c.skip
+})
 SIZE, N_CLASSES = 12, 5
 
 
