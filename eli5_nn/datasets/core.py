@@ -68,9 +68,9 @@ def explain_dataset(
     ----------
     model : torch.nn.Module, keras.Model, or a callable returning one
         The classifier (a loader function is called once; on Ray once per worker).
-    data : array, memmap, iterable of batches, DataLoader, tf.data.Dataset, or folder
-        The items. An array or memmap holds them along its first axis (``labels=``
-        and ``ids=`` may go with it). An iterable yields batches: an array or
+    data : array, memmap, tensor, iterable of batches, DataLoader, tf.data.Dataset, or folder
+        The items. An array, memmap or framework tensor holds them along its first
+        axis (``labels=`` and ``ids=`` may go with it). An iterable yields batches: an array or
         tensor, ``(x, labels)`` or ``(x, labels, ids)``, or a dict with ``x`` (a
         ``DataLoader`` or a batched ``tf.data.Dataset`` works as is). A folder
         (path) holds image files, in class sub-folders for labels; they are

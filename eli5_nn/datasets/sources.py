@@ -269,6 +269,8 @@ def open_source(data: Any, *, labels: Sequence[int] | None = None,
         if channels_last is None:
             channels_last = _keras_channels_last(model)
         return FolderSource(data, image_size, channels, channels_last, mean, std)
+    if not isinstance(data, np.ndarray) and hasattr(data, "shape") and hasattr(data, "dtype"):
+        data = to_numpy(data)  # a torch / TensorFlow / JAX tensor of items
     if isinstance(data, np.ndarray):
         if data.ndim < 2:
             raise InputError(f"an array of items needs a leading item axis; got shape "

@@ -276,3 +276,10 @@ def test_text_items_keep_one_value_per_token(tmp_path, method):
         np.testing.assert_allclose(as_array(row["heatmap"], row["heatmap_shape"]), t.heatmap,
                                    rtol=1e-5, atol=1e-7)
         assert list(row["attribution_shape"]) == [10]  # one signed value per position
+
+
+def test_a_tensor_of_items_reads_like_an_array(model, x, tmp_path):
+    run = explain_dataset(model, torch.as_tensor(x[:5]), labels=[0, 1, 2, 3, 0],
+                          method="gradient", out=tmp_path, progress=False)
+    assert run.manifest["source"]["kind"] == "array"
+    assert run.items(["label"]).to_pandas()["label"].tolist() == [0, 1, 2, 3, 0]
