@@ -374,15 +374,6 @@ class FakeAdapter:
         layout.check(tuple(shape), f"the output of layer {layer.name!r}; pass layout=")
         return layout
 
-    @property
-    def channel_axis(self) -> int:  # the protocol before layouts (kept while it changes)
-        ch = Layout(self.model.input_axes).channel_axis
-        return 1 if ch is None else ch + 1
-
-    def layer_channel_axis(self, layer: LayerRef) -> int:
-        ch = Layout(self._axes(layer.index)).channel_axis
-        return 1 if ch is None else ch + 1
-
     # -- passes ------------------------------------------------------------------------------
     def _trace(self, x: Array, replace: Replacement | None) -> Trace:
         trace: Trace = []
