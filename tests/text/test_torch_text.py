@@ -171,23 +171,6 @@ def test_extra_inputs_as_tuple_and_dict():
     np.testing.assert_allclose(b.attribution.sum(-1)[:5], by_hand[:5], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["integrated-gradients", "occlusion", "grad-cam",
-                                    "smoothgrad"])
-def test_batch_equals_one_by_one(method):
-    torch.manual_seed(0)
-    model = BiLSTM().eval()
-    docs = np.array([[5, 7, 9, 7, 3, 0, 0], [11, 12, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
-    kw = {"pad_value": 0, **_kw(method)}
-    batch = eli5_nn.explain_predictions(model, docs, method=method, targets=[[0], [1], [0, 1]],
-                                        **kw)
-    for d, ts in enumerate(([0], [1], [0, 1])):
-        one = explain(model, docs[d:d + 1], method=method, targets=ts, **kw)
-        for tb, to in zip(batch[d].targets, one.targets, strict=True):
-            np.testing.assert_allclose(tb.attribution, to.attribution, rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(tb.heatmap, to.heatmap, rtol=1e-4, atol=1e-6)
-    assert batch[1].targets[0].heatmap.shape == (2,)
-
-
 def test_tokens_are_escaped_in_eli5_html():
     torch.manual_seed(0)
     expl = explain(TextCNN().eval(), IDS, method="integrated-gradients", tokens=TOKENS,
