@@ -182,6 +182,36 @@ class Attention(Layer):
         raise DecompositionError("the fake Attention layer has no decomposition rule")
 
 
+class SelfAttention(Layer):
+    """Token-to-token attention, values = inputs:
+    ``A = softmax_s(h_t Wq . h_s Wk / sqrt(k))``, ``y_t = sum_s A_ts h_s``."""
+
+    kind, axes = "SelfAttention", "TC"
+
+    def __init__(self, name: str, wq: Array, wk: Array) -> None:
+        super().__init__(name)
+        self.wq, self.wk = np.asarray(wq, dtype=np.float64), np.asarray(wk, dtype=np.float64)
+
+    def weights(self, h: Array) -> Array:
+        s = (h @ self.wq) @ np.swapaxes(h @ self.wk, 1, 2) / np.sqrt(self.wq.shape[1])
+        e = np.exp(s - s.max(axis=2, keepdims=True))
+        return e / e.sum(axis=2, keepdims=True)
+
+    def forward(self, x: Array) -> Array:
+        return self.weights(x) @ x
+
+    def vjp(self, x: Array, y: Array, gy: Array) -> Array:
+        a, c = self.weights(x), np.sqrt(self.wq.shape[1])
+        ga = gy @ np.swapaxes(x, 1, 2)  # d/dA_ts = gy_t . h_s
+        gs = a * (ga - (a * ga).sum(axis=2, keepdims=True)) / c
+        q, k = x @ self.wq, x @ self.wk
+        gq, gk = gs @ k, np.swapaxes(gs, 1, 2) @ q
+        return np.swapaxes(a, 1, 2) @ gy + gq @ self.wq.T + gk @ self.wk.T
+
+    def cd(self, rel: Array, irr: Array) -> tuple[Array, Array]:
+        raise DecompositionError("the fake SelfAttention layer has no decomposition rule")
+
+
 class FakeModel:
     """A chain of layers; ``training`` and ``calls`` are state a call must leave alone."""
 
@@ -234,10 +264,12 @@ def conv_model(channels: int = 3, maps: int = 4, classes: int = 3, seed: int = 0
 
 
 def text_model(vocab: int = 20, dim: int = 5, maps: int = 4, classes: int = 2, seed: int = 0,
-               attention: bool = False, relu: bool = False) -> FakeModel:
+               attention: bool = False, relu: bool = False, self_attention: int = 0
+               ) -> FakeModel:
     """Embedding (padding id 0) → per-token dense → mean over tokens → dense (the
     score is a sum of per-token terms); ``relu`` adds a ReLU after the per-token
-    dense; ``attention`` a ReLU and attention pooling instead of the mean."""
+    dense; ``self_attention`` that many token-to-token attention layers after it;
+    ``attention`` a ReLU and attention pooling instead of the mean."""
     rng = np.random.default_rng(seed)
     table = rng.normal(size=(vocab, dim))
     table[0] = 0.0
@@ -248,6 +280,9 @@ def text_model(vocab: int = 20, dim: int = 5, maps: int = 4, classes: int = 2, s
     layers[1].axes = "TC"
     if attention or relu:
         layers.append(ReLU("relu"))
+    for i in range(self_attention):
+        layers.append(SelfAttention(f"self_attention{i}", rng.normal(size=(maps, 3)),
+                                    rng.normal(size=(maps, 3))))
     if attention:
         layers.append(Attention("attention", rng.normal(size=maps)))
     else:
@@ -436,7 +471,7 @@ class FakeAdapter:
     def attention_weights(self, x: Array) -> list[tuple[LayerRef, Array]]:
         trace = self._trace(x, None)
         return [(ref, ref.handle.weights(trace[ref.index][0]))  # type: ignore[attr-defined]
-                for ref in self.layers() if isinstance(ref.handle, Attention)]
+                for ref in self.layers() if isinstance(ref.handle, (Attention, SelfAttention))]
 
     def decompose(self, x: Array, masks: Array) -> Array:
         """Contextual decomposition with linear rules (bias to the irrelevant part)

@@ -125,10 +125,8 @@ CASES: list[Case] = [
     # attention weights do not depend on the target: nothing to flip
     *_rows("attention", ("text-attention",), flips=False),
     Case("attention", "text-cnn", error=NO_ATTENTION),
-    # attention rollout: the same for every target, like attention; the numpy adapter's
-    # attention pools over the tokens (weights (N, T)): nothing to roll out, and it says so
-    Case("attention-rollout", "text-attention", flips=False,
-         errors_on={"numpy": (ValueError, "attend over the whole token sequence")}),
+    # attention rollout: the same for every target, like attention
+    Case("attention-rollout", "text-attention", flips=False),
     Case("attention-rollout", "text-cnn", error=NO_ATTENTION),
     Case("attention-rollout", "image", error=NO_ATTENTION),
     # contextual decomposition: PyTorch (and the numpy adapter's linear rules) only

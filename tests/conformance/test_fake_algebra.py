@@ -3,8 +3,9 @@
 The models of :mod:`tests.fake_adapter` have hand-computable explanations:
 the gradient of a linear model is its weights, Integrated Gradients is
 ``(x - b) * w`` exactly, Grad-CAM of conv → ReLU → mean pool → dense is
-``(V_c / HW) * A``. ``test_runs_without_any_framework`` runs this module again
-in a Python where importing torch, TensorFlow, JAX or Keras fails.
+``(V_c / HW) * A``. ``test_runs_without_any_framework`` runs this module and
+``test_numpy.py`` (the conformance suite through the whole pipeline) again in a
+Python where importing torch, TensorFlow, JAX or Keras fails.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def _space(adapter: FakeAdapter) -> tuple[EmbeddingSpace, np.ndarray]:
     return space, adapter.activations(IDS, [emb])[emb][0]
 
 
-def test_fake_attention_gradient_matches_finite_differences() -> None:
-    adapter = FakeAdapter(text_model(attention=True))
+@pytest.mark.parametrize("options", [{"attention": True}, {"self_attention": 2}])
+def test_fake_attention_gradient_matches_finite_differences(options: dict[str, Any]) -> None:
+    adapter = FakeAdapter(text_model(**options))
     space, e = _space(adapter)
     g = run("gradient", adapter, e, targets=(1,), space=space).attribution
     emb, eps = space.layer, 1e-6
@@ -242,6 +244,33 @@ def test_attention_reads_the_models_weights() -> None:
     np.testing.assert_allclose(res.attribution, w * (IDS != 0), rtol=1e-12)
 
 
+def test_attention_reads_the_last_self_attention_averaged_over_queries() -> None:
+    adapter = FakeAdapter(text_model(relu=True, self_attention=2))
+    space, e = _space(adapter)
+    res = run("attention", adapter, e, targets=(1,), space=space)
+    weights = [w for _, w in adapter.attention_weights(IDS)]
+    np.testing.assert_allclose(res.attribution, weights[-1].mean(axis=1) * (IDS != 0),
+                               rtol=1e-12)
+
+
+def test_attention_rollout_is_the_product_of_the_mixed_layers() -> None:
+    adapter = FakeAdapter(text_model(relu=True, self_attention=2))
+    space, e = _space(adapter)
+    res = run("attention-rollout", adapter, e, targets=(0,), space=space)
+    eye = np.eye(IDS.shape[1])
+    first, second = (0.5 * w + 0.5 * eye for _, w in adapter.attention_weights(IDS))
+    rollout = second @ first  # rows already sum to 1
+    np.testing.assert_allclose(res.attribution, rollout[:, 0], rtol=1e-12)  # the first token
+    np.testing.assert_allclose(res.attribution.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_attention_rollout_refuses_pooled_attention() -> None:
+    adapter = FakeAdapter(text_model(attention=True))  # weights (N, T): nothing to roll out
+    space, e = _space(adapter)
+    with pytest.raises(ValueError, match="attend over the whole token sequence"):
+        run("attention-rollout", adapter, e, space=space)
+
+
 def test_grad_cam_over_tokens_is_the_hand_formula() -> None:
     adapter = FakeAdapter(text_model())
     space, e = _space(adapter)
@@ -269,6 +298,8 @@ def test_cd_blocks_of_a_linear_model_hold_their_terms() -> None:
 
 # -- no framework ----------------------------------------------------------------------------
 def test_runs_without_any_framework() -> None:
+    """This module and the conformance suite on the numpy adapter (the whole pipeline),
+    in a Python where importing torch, TensorFlow, JAX or Keras fails."""
     if os.environ.get("ELI5NN_NO_FRAMEWORKS"):
         pytest.skip("already the framework-free run")
     from tests.test_neutral import run_without_frameworks
@@ -280,7 +311,7 @@ def test_runs_without_any_framework() -> None:
         "os.environ['PYTEST_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
         "import pytest\n"
         "code = pytest.main(['-q', '-x', '--noconftest', '-p', 'no:cacheprovider', "
-        f"{__file__!r}])\n"
+        f"{__file__!r}, {str(Path(__file__).with_name('test_numpy.py'))!r}])\n"
         "assert code == 0, code\n"
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

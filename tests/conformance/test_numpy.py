@@ -24,7 +24,7 @@ class NumpyHarness(Harness):
         "image": lambda: FakeAdapter(conv_model(channels=SHAPE[0], classes=3)),
         "mlp": lambda: FakeAdapter(mlp_model(SHAPE, classes=3)),
         "text-cnn": lambda: FakeAdapter(text_model(relu=True)),
-        "text-attention": lambda: FakeAdapter(text_model(attention=True)),
+        "text-attention": lambda: FakeAdapter(text_model(relu=True, self_attention=2)),
     }
 
     def docs(self, family: str, n: int = 3) -> np.ndarray:
