@@ -98,17 +98,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def quiet(verbose: bool) -> Iterator[None]:
+def quiet(verbose: bool, hold_stderr: bool = True) -> Iterator[None]:
     """Keep framework log lines, warnings and C-level messages off the terminal.
 
     What the frameworks write to the standard error stream is held in a
     temporary file: dropped when the block ends normally or with a user error,
     written out when it ends with any other exception (a bug, to report).
+    With ``hold_stderr=False`` (commands that print their own progress bar and
+    errors) only warnings, log records and TensorFlow's start-up lines are held back.
     """
     if verbose:
         yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up lines
+    if not hold_stderr:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            previous = logging.root.manager.disable
+            logging.disable(logging.WARNING)
+            try:
+                yield
+            finally:
+                logging.disable(previous)
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as held, warnings.catch_warnings():
@@ -151,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     if getattr(args, "func", None) is not None:  # subcommands added by eli5_nn.datasets
-        with quiet(verbose):
+        with quiet(verbose, hold_stderr=False):  # their progress bar and errors stay visible
             return int(args.func(args))
     if args.command == "demo":
         from .demo import run_demo

@@ -52,3 +52,12 @@ def test_user_errors_exit_2(tmp_path, capsys):
     (tmp_path / "m.pt").write_bytes(b"x")
     assert _main(["explain-dataset", str(tmp_path / "m.pt"), str(tmp_path / "nothing.txt"),
                   "--out", str(tmp_path / "o")]) == 2
+
+
+def test_user_errors_reach_the_terminal_through_eli5_nn_cli(tmp_path, capfd):
+    """eli5_nn.cli.main holds framework noise back, but not the subcommands' own errors."""
+    from eli5_nn.cli import main
+
+    assert main(["dataset-report", str(tmp_path)]) == 2
+    err = capfd.readouterr().err
+    assert "eli5-nn dataset-report: error:" in err and "manifest.json" in err
