@@ -54,10 +54,13 @@ def test_user_errors_exit_2(tmp_path, capsys):
                   "--out", str(tmp_path / "o")]) == 2
 
 
-def test_user_errors_reach_the_terminal_through_eli5_nn_cli(tmp_path, capfd):
-    """eli5_nn.cli.main holds framework noise back, but not the subcommands' own errors."""
-    from eli5_nn.cli import main
 
-    assert main(["dataset-report", str(tmp_path)]) == 2
-    err = capfd.readouterr().err
-    assert "eli5-nn dataset-report: error:" in err and "manifest.json" in err
+def test_user_errors_reach_the_terminal_through_eli5_nn_cli(tmp_path):
+    """The eli5-nn command holds framework noise back, but not the subcommands' own errors."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "eli5_nn", "dataset-report", str(tmp_path)],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 2
+    assert "eli5-nn dataset-report: error:" in out.stderr and "manifest.json" in out.stderr
