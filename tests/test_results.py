@@ -71,6 +71,9 @@ def test_lazy_fields_are_computed_once_on_first_read():
     assert expl.image == "picture"
     t2 = _target(feature_weights=Lazy(weights))
     assert pickle.loads(pickle.dumps(t2)).feature_weights is not None
+    spans = _target(weighted_spans=Lazy(lambda: "spans"))
+    assert spans.weighted_spans == "spans"
+    assert eli5.format_as_dict(_target(weighted_spans=Lazy(lambda: None)))["weighted_spans"] is None
 
 
 def test_repr_html_goes_through_the_registered_hook(monkeypatch):

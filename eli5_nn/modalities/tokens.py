@@ -217,7 +217,7 @@ class TokenInput:
         """Weighted spans (one per token occurrence) and the top tokens (computed
         when first read)."""
         doc, signed = self._doc_spans(d), maps.signed
-        base.weighted_spans = text_mod.spans(doc, signed)
+        base.weighted_spans = Lazy(lambda: text_mod.spans(doc, signed))
         base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc.names, signed))
         return base
 

@@ -1,8 +1,9 @@
 """eli5's explanation classes, extended with the raw attribution and its layout.
 
-Two fields that cost time to build and are often never read can be given as
+Fields that cost time to build and are often never read can be given as
 :class:`Lazy` values, computed on first access: ``NNTargetExplanation.feature_weights``
-(image region sums) and ``NNExplanation.image`` (the picture of the input).
+(image region sums, top tokens), ``NNTargetExplanation.weighted_spans`` (text spans)
+and ``NNExplanation.image`` (the picture of the input).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .display import registered, set_html_formatter
 class Lazy:
     """A field value computed by ``fn()`` the first time the field is read, then stored.
 
-    Pass it for ``NNTargetExplanation.feature_weights`` or ``NNExplanation.image``.
+    Pass it for ``NNTargetExplanation.feature_weights`` / ``weighted_spans`` or
+    ``NNExplanation.image``.
     Comparing, printing, pickling or formatting a result reads (so computes) it.
     """
 
@@ -105,6 +107,7 @@ class NNExplanation(Explanation):
 
 
 _lazy_field(NNTargetExplanation, "feature_weights", vars(NNTargetExplanation)["feature_weights"])
+_lazy_field(NNTargetExplanation, "weighted_spans", vars(NNTargetExplanation)["weighted_spans"])
 _lazy_field(NNExplanation, "image", vars(Explanation)["image"])
 
 
