@@ -48,6 +48,8 @@ def test_automatic_layer_is_the_tables(name: str, device: str) -> None:
     model, doc = build(name, device)
     expl = eli5.explain_prediction(model, doc, method="grad-cam")
     assert chosen_layer(expl.description) == expected_layer(case, model), expl.description
+    # the description says why: the head's reduction, or the class token's attention
+    assert "reduction" in expl.description or "attention" in expl.description, expl.description
 
 
 @pytest.mark.parametrize("name", NAMES)
