@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import keras
 import numpy as np
 from keras import ops as K
 
+from ..errors import Eli5NNTypeError
+from . import keras_backends
 from .base import Tensor
 
 
@@ -50,8 +54,11 @@ class KerasOps:
         return xs[0] if len(xs) == 1 else K.concatenate(xs, axis=axis)
 
     def take(self, x: Tensor, indices: np.ndarray, axis: int = 0) -> Tensor:
-        idx = K.convert_to_tensor(np.asarray(indices, dtype=np.int32))
-        return K.take(x, idx, axis=axis)
+        indices = np.asarray(indices)
+        native = _native_take()
+        if native is not None and K.is_tensor(x) and (not indices.size or indices.min() >= 0):
+            return native(x, indices, axis)
+        return K.take(x, K.convert_to_tensor(indices.astype(np.int32)), axis=axis)
 
     def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
         return K.reshape(x, shape)
@@ -76,6 +83,20 @@ class KerasOps:
 
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(int(s) for s in K.shape(x))
+
+
+TakeFn = Callable[[Tensor, np.ndarray, int], Tensor]
+
+
+@functools.cache
+def _native_take() -> TakeFn | None:
+    """The backend shim's gather for non-negative indices: ``keras.ops.take`` first
+    rewrites negative indices with several more ops (about 3 ms a call on
+    TensorFlow, 2 ms on JAX, where the gather itself takes well under 1 ms)."""
+    try:
+        return cast(TakeFn, keras_backends.load(keras.backend.backend()).take)
+    except Eli5NNTypeError:
+        return None
 
 
 __all__ = ["KerasOps"]

@@ -5,6 +5,7 @@ Every module here defines:
 * ``call(model, x)`` - run the model in inference mode (the JAX shim makes a
   stateless call with the model's variable values);
 * ``no_grad()`` - a context in which a forward pass builds no graph;
+* ``take(x, indices, axis)`` - the backend's own gather (non-negative numpy indices);
 * ``gradients(run, x, cotangents, *, wrt_input, slots, cut)`` - one forward
   pass through ``run(x, tap)``, then one backward round per cotangent. ``tap``
   is handed every intercepted layer output (``tap(slot, tensor) -> tensor``)

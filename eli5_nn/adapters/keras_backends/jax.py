@@ -70,3 +70,8 @@ def gradients(
         else:
             out.append((None, list(grads[0])))
     return scores_np, out, list(acts)
+
+
+def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
+    return jnp.take(x, indices.astype(np.int32), axis=axis)

@@ -56,3 +56,8 @@ def gradients(
         )
         out.append((grads[0] if wrt_input else None, list(grads[k:])))
     return scores_np, out, acts
+
+
+def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
+    return tf.gather(x, indices.astype(np.int32), axis=axis)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..base import CotangentFn, Tensor
@@ -46,3 +47,9 @@ def gradients(
     k = 1 if wrt_input else 0
     out: Rounds = [(g[0] if wrt_input else None, list(g[k:])) for g in grads]
     return scores_np, out, [a.detach() for a in acts]
+
+
+def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
+    idx = torch.as_tensor(indices, dtype=torch.long, device=x.device)
+    return torch.index_select(x, axis % x.dim(), idx)
