@@ -116,6 +116,24 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
                   [[r["framework"], r["method"], f"{r['peak_mb']:.0f}"] for r in rows])
 
 
+def _datasets(quick: bool) -> list[dict[str, Any]]:
+    """explain_dataset against explain_predictions, and Ray against the local engine
+    where Ray is installed (the ``ray`` extra)."""
+    from benchmarks import bench_dataset
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return [bench_dataset.pipeline_vs_dataset(quick)]
+    return bench_dataset.run(quick)
+
+
+def _dataset_memory(quick: bool) -> list[dict[str, Any]]:
+    from benchmarks import bench_dataset
+
+    return bench_dataset.memory_rows(quick)
+
+
 #: (caption, benchmark) in the order of the tables
 SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
     ("Images: a ResNet-style network at 224×224, PyTorch and Keras on each backend.",
@@ -128,6 +146,9 @@ SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
     ("Rendering: the share of HTML rendering in explaining and showing.", bench_render.run),
     ("Start-up: importing eli5-nn in a fresh process, against importing torch (median of "
      "alternated runs).", bench_import.run),
+    ("Datasets: explain_dataset against explain_predictions on the same items, and Ray (two "
+     "1-thread actors) against the local engine (two threads), on the ResNet-style net with "
+     "Integrated Gradients (64×64, 16 steps).", _datasets),
 ]
 
 #: (caption, benchmark, table) of the tables that are not ratios against a floor
@@ -144,6 +165,9 @@ EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str
     ("Integrated Gradients quadrature: completeness error |sum(attribution) - (f(x) - "
      "f(0))| / |f(x) - f(0)| and distance to a 256-step reference, medians over random "
      "images (112×112, the ResNet-style network).", bench_quadrature.run, quadrature_table),
+    ("Datasets, memory: peak resident memory a fresh process adds explaining 1,000 and "
+     "10,000 streamed items with explain_dataset (target: 10,000 within 1.1× of 1,000).",
+     _dataset_memory, memory_table),
 ]
 
 
@@ -263,7 +287,7 @@ or samples in one pass), then both at the batch size eli5-nn picks.
 The floors are in ``benchmarks/`` (``bench_torch.py``, ``bench_keras.py``,
 ``bench_text.py``, ``bench_keras_text.py``, ``bench_cd.py``, ``bench_render.py``; Captum:
 ``bench_captum.py``, ``bench_captum_text.py``; ``bench_batch.py``, ``bench_quadrature.py``,
-``bench_import.py``);
+``bench_import.py``, ``bench_dataset.py``);
 ``python benchmarks/run.py --write`` rewrites this page and the tables in the README.
 """
 
