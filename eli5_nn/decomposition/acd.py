@@ -13,7 +13,7 @@ level holds everything, as one component.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -153,12 +153,46 @@ def hierarchy(
         Levels of components with their CD scores; ``eli5_nn.format_as_html``
         renders it.
     """
+    _check_options(model, percentile, batch_size)
+    p = _predict(model, doc, target, target_names, percentile, batch_size)
+    text = tokens is not None or not p.x.is_floating_point()
+    if text:
+        if patch is not None:
+            raise ValueError("patch= applies to images; this input is token ids")
+        return _text_hierarchy(p, tokens, pad_value)
+    return _image_hierarchy(p, patch)
+
+
+class _Prediction(NamedTuple):
+    """The checked input and the prediction to explain, with the ACD options."""
+
+    model: nn.Module
+    x: torch.Tensor
+    target: int
+    name: Any
+    score: float
+    percentile: float
+    batch_size: int
+
+    def score_levels(self, to_mask: Callable[[np.ndarray], torch.Tensor], n_units: int,
+                     adjacent: Callable[[int], list[int]]) -> tuple[np.ndarray, list[Level]]:
+        score = _scorer(self.model, self.x, self.target, to_mask, self.batch_size, ())
+        return agglomerate(score, n_units, adjacent, self.percentile)
+
+
+def _check_options(model: nn.Module, percentile: float, batch_size: int) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"ACD needs a torch.nn.Module, got {type(model).__name__}")
     if not 0 <= percentile < 100:
         raise ValueError(f"percentile must be in [0, 100), got {percentile!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _predict(model: nn.Module, doc: Any, target: int | None,
+             target_names: Sequence[Any] | None, percentile: float, batch_size: int
+             ) -> _Prediction:
+    """``doc`` as a tensor on the model's device, and the class to explain."""
     x = torch.as_tensor(np.asarray(doc)) if not isinstance(doc, torch.Tensor) else doc
     if x.dim() < 2 or x.shape[0] != 1:
         raise ValueError(
@@ -172,55 +206,59 @@ def hierarchy(
     if not isinstance(t, int) or not 0 <= t < n_classes:
         raise ValueError(f"target must be a class index in 0..{n_classes - 1}, got {target!r}")
     name = target_names[t] if target_names is not None else t
-    text = tokens is not None or not x.is_floating_point()
-    if text:
-        if patch is not None:
-            raise ValueError("patch= applies to images; this input is token ids")
-        if x.dim() != 2:
-            raise ValueError(f"token ids must have shape (1, T), got {tuple(x.shape)}")
-        ids = x[0].cpu().numpy()
-        toks = [str(i) for i in ids] if tokens is None else [str(s) for s in tokens]
-        if len(toks) != len(ids):
-            raise ValueError(f"tokens has {len(toks)} items but doc has {len(ids)} positions")
-        positions = np.flatnonzero(ids != pad_value) if pad_value is not None \
-            else np.arange(len(ids))
-        if len(positions) == 0:
-            raise ValueError("the document has no tokens besides padding")
-        n_units = len(positions)
+    return _Prediction(model, x, t, name, float(out[0, t]), percentile, batch_size)
 
-        def to_mask(m: np.ndarray) -> torch.Tensor:
-            full = np.zeros((len(m), len(ids)), dtype=np.float32)
-            full[:, positions] = m
-            return torch.as_tensor(full)
 
-        def adjacent(u: int) -> list[int]:
-            return [v for v in (u - 1, u + 1) if 0 <= v < n_units]
+def _text_hierarchy(p: _Prediction, tokens: Sequence[str] | None, pad_value: int | None
+                    ) -> Hierarchy:
+    """Units: the positions that are not padding; neighbours: the positions beside."""
+    if p.x.dim() != 2:
+        raise ValueError(f"token ids must have shape (1, T), got {tuple(p.x.shape)}")
+    ids = p.x[0].cpu().numpy()
+    toks = [str(i) for i in ids] if tokens is None else [str(s) for s in tokens]
+    if len(toks) != len(ids):
+        raise ValueError(f"tokens has {len(toks)} items but doc has {len(ids)} positions")
+    positions = np.flatnonzero(ids != pad_value) if pad_value is not None \
+        else np.arange(len(ids))
+    if len(positions) == 0:
+        raise ValueError("the document has no tokens besides padding")
+    n_units = len(positions)
 
-        score = _scorer(model, x, t, to_mask, batch_size, ())
-        unit_scores, levels = agglomerate(score, n_units, adjacent, percentile)
-        return Hierarchy(kind="text", target=name, score=float(out[0, t]),
-                         unit_scores=unit_scores, levels=levels,
-                         tokens=[toks[p] for p in positions], positions=positions,
-                         estimator=type(model).__name__)
-    if x.dim() != 4:
-        raise ValueError(f"images must have shape (1, C, H, W), got {tuple(x.shape)}")
-    _, ch, hh, ww = x.shape
+    def to_mask(m: np.ndarray) -> torch.Tensor:
+        full = np.zeros((len(m), len(ids)), dtype=np.float32)
+        full[:, positions] = m
+        return torch.as_tensor(full)
+
+    def adjacent(u: int) -> list[int]:
+        return [v for v in (u - 1, u + 1) if 0 <= v < n_units]
+
+    unit_scores, levels = p.score_levels(to_mask, n_units, adjacent)
+    return Hierarchy(kind="text", target=p.name, score=p.score,
+                     unit_scores=unit_scores, levels=levels,
+                     tokens=[toks[i] for i in positions], positions=positions,
+                     estimator=type(p.model).__name__)
+
+
+def _image_hierarchy(p: _Prediction, patch: Any) -> Hierarchy:
+    """Units: the blocks of a grid over the image; neighbours: 8-connected blocks."""
+    if p.x.dim() != 4:
+        raise ValueError(f"images must have shape (1, C, H, W), got {tuple(p.x.shape)}")
+    _, ch, hh, ww = p.x.shape
     ph, pw = patch_size(patch, (hh, ww), grid=DEFAULT_GRID, name="patch")
     rows, cols = -(-hh // ph), -(-ww // pw)
 
-    def to_img_mask(m: np.ndarray) -> torch.Tensor:
+    def to_mask(m: np.ndarray) -> torch.Tensor:
         blocks = m.reshape(len(m), rows, cols).astype(np.float32)
         full = np.kron(blocks, np.ones((ph, pw), dtype=np.float32))[:, :hh, :ww]
         return torch.as_tensor(np.repeat(full[:, None], ch, axis=1))
 
-    def adjacent_2d(u: int) -> list[int]:
+    def adjacent(u: int) -> list[int]:
         r, c = divmod(u, cols)
         return [rr * cols + cc for rr in (r - 1, r, r + 1) for cc in (c - 1, c, c + 1)
                 if (rr, cc) != (r, c) and 0 <= rr < rows and 0 <= cc < cols]
 
-    score = _scorer(model, x, t, to_img_mask, batch_size, ())
-    unit_scores, levels = agglomerate(score, rows * cols, adjacent_2d, percentile)
-    pic, _ = image_from_input(x[0].detach().cpu().numpy(), 0)
-    return Hierarchy(kind="image", target=name, score=float(out[0, t]),
+    unit_scores, levels = p.score_levels(to_mask, rows * cols, adjacent)
+    pic, _ = image_from_input(p.x[0].detach().cpu().numpy(), 0)
+    return Hierarchy(kind="image", target=p.name, score=p.score,
                      unit_scores=unit_scores, levels=levels, grid=(rows, cols),
-                     patch=(ph, pw), image=pic, estimator=type(model).__name__)
+                     patch=(ph, pw), image=pic, estimator=type(p.model).__name__)

@@ -1,5 +1,5 @@
-"""Which rule decomposes which operation: modules by type, functions and tensor
-methods by their target in the ``torch.fx`` graph.
+"""Which rule decomposes which operation: functions and tensor methods by their
+target in the ``torch.fx`` graph (modules by type: :mod:`.module_rules`).
 
 A rule receives the :class:`~eli5_nn.decomposition.parts.Context` and the
 node's arguments (values that depend on the input are
@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from .module_rules import Rule, linear_parts, module_rule
 from .parts import (
     Context,
     DecompositionError,
@@ -28,17 +28,10 @@ from .parts import (
     shapley_two,
     split_bias,
 )
-from .recurrent import recurrent
+from .token_ids import TokenIds, embed, plain
+from .token_ids import plain_value as _plain
 
-Rule = Callable[..., Any]
-
-
-class TokenIds:
-    """Token ids entering the model, with the relevant mask per position."""
-
-    def __init__(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
-        self.ids = ids
-        self.mask = mask
+__all__ = ["FUNCTION_RULES", "METHOD_RULES", "TokenIds", "module_rule", "plain"]
 
 
 class MaxResult(NamedTuple):
@@ -46,12 +39,6 @@ class MaxResult(NamedTuple):
 
     values: Any
     indices: Any
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, TokenIds):
-        return value.ids
-    return value
 
 
 def _structural(fn: Callable[..., Any]) -> Rule:
@@ -141,22 +128,16 @@ def _dim(cx: Context, x: Parts) -> int:
     return x.rel.dim()
 
 
-def _linear_parts(cx: Context, x: Parts, fn: Callable[[torch.Tensor], torch.Tensor],
-                  bias: torch.Tensor | None) -> Parts:
-    out = x.map(fn)
-    return out if bias is None else split_bias(out.rel, out.irr, bias, cx, fresh=True)
-
-
 def _linear(cx: Context, x: Parts, weight: torch.Tensor, bias: torch.Tensor | None = None
             ) -> Parts:
-    return _linear_parts(cx, x, lambda t: F.linear(t, weight), bias)
+    return linear_parts(cx, x, lambda t: F.linear(t, weight), bias)
 
 
 def _conv_fn(conv: Callable[..., torch.Tensor], nd: int) -> Rule:
     def rule(cx: Context, x: Parts, weight: torch.Tensor, bias: torch.Tensor | None = None,
              *args: Any, **kwargs: Any) -> Parts:
         b = None if bias is None else bias.reshape(-1, *([1] * nd))
-        return _linear_parts(cx, x, lambda t: conv(t, weight, None, *args, **kwargs), b)
+        return linear_parts(cx, x, lambda t: conv(t, weight, None, *args, **kwargs), b)
 
     return rule
 
@@ -244,127 +225,8 @@ def _embedding_fn(cx: Context, ids: Any, weight: torch.Tensor, *args: Any, **kwa
     if not isinstance(ids, TokenIds):
         raise DecompositionError("embedding of a value that depends on the input")
     e = F.embedding(ids.ids, weight, *args, **kwargs)
-    return _embed(e, ids.mask)
+    return embed(e, ids.mask)
 
-
-def _embed(e: torch.Tensor, mask: torch.Tensor) -> Parts:
-    m = mask.to(e.dtype).reshape(*mask.shape, *([1] * (e.dim() - mask.dim())))
-    rel = e * m
-    return Parts(rel, e - rel)
-
-
-def _batch_norm(cx: Context, mod: nn.modules.batchnorm._BatchNorm, x: Parts) -> Parts:
-    dims = [0] + list(range(2, x.rel.dim()))
-    shape = [1, -1] + [1] * (x.rel.dim() - 2)
-    if mod.training or mod.running_mean is None or mod.running_var is None:
-        total = x.total()
-        mean = total.mean(dims)
-        var = total.var(dims, unbiased=False)
-    else:
-        mean, var = mod.running_mean, mod.running_var
-    scale = torch.rsqrt(var + mod.eps)
-    if mod.weight is not None:
-        scale = scale * mod.weight
-    shift = -mean * scale
-    if mod.bias is not None:
-        shift = shift + mod.bias
-    scale, shift = scale.reshape(shape), shift.reshape(shape)
-    out = x.map(lambda t: t * scale)
-    return split_bias(out.rel, out.irr, shift, cx, fresh=True)
-
-
-def _module_linear(cx: Context, mod: nn.Linear, x: Parts) -> Parts:
-    return _linear(cx, x, mod.weight, mod.bias)
-
-
-def _module_conv(cx: Context, mod: nn.modules.conv._ConvNd, x: Parts) -> Parts:
-    nd = x.rel.dim() - 2
-    b = None if mod.bias is None else mod.bias.reshape(-1, *([1] * nd))
-    return _linear_parts(cx, x, lambda t: mod._conv_forward(t, mod.weight, None), b)
-
-
-def _module_both(cx: Context, mod: nn.Module, x: Parts) -> Parts:
-    return x.map(mod)
-
-
-def _module_dropout(cx: Context, mod: nn.Module, x: Parts) -> Parts:
-    if not mod.training:
-        return x
-    keep = mod(torch.ones_like(x.rel))
-    return x.map(lambda t: t * keep)
-
-
-def _module_max_pool(cx: Context, mod: nn.Module, x: Parts) -> Parts:
-    nd = x.rel.dim() - 2
-    if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
-        fn: Callable[..., Any] = (F.adaptive_max_pool1d if nd == 1 else F.adaptive_max_pool2d)
-        _, idx = fn(x.total(), mod.output_size, return_indices=True)
-    else:
-        assert isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d))
-        pool: Callable[..., Any] = F.max_pool1d if nd == 1 else F.max_pool2d
-        _, idx = pool(x.total(), mod.kernel_size, mod.stride, mod.padding, mod.dilation,
-                      ceil_mode=mod.ceil_mode, return_indices=True)
-    return gather_spatial(x, idx)
-
-
-def _module_activation(act: Callable[..., torch.Tensor], kind: str) -> Rule:
-    def rule(cx: Context, mod: nn.Module, x: Parts) -> Parts:
-        if isinstance(mod, nn.LeakyReLU):
-            return relu_like(x, lambda t: F.leaky_relu(t, mod.negative_slope))
-        if isinstance(mod, nn.ELU):
-            return relu_like(x, lambda t: F.elu(t, mod.alpha))
-        if isinstance(mod, nn.GELU):
-            return relu_like(x, lambda t: F.gelu(t, approximate=mod.approximate))
-        return relu_like(x, act) if kind == "zero" else shapley_two(x, act, cx)
-
-    return rule
-
-
-def _module_embedding(cx: Context, mod: nn.Embedding, ids: Any) -> Parts:
-    if not isinstance(ids, TokenIds):
-        raise DecompositionError("embedding of a value that depends on the input")
-    return _embed(mod(ids.ids), ids.mask)
-
-
-def _module_recurrent(cx: Context, mod: nn.Module, x: Parts, state: Any = None) -> Any:
-    return recurrent(mod, x, state, cx)
-
-
-MODULE_RULES: dict[type, Rule] = {
-    nn.Linear: _module_linear,
-    nn.Conv1d: _module_conv,
-    nn.Conv2d: _module_conv,
-    nn.Conv3d: _module_conv,
-    nn.BatchNorm1d: _batch_norm,
-    nn.BatchNorm2d: _batch_norm,
-    nn.BatchNorm3d: _batch_norm,
-    nn.Dropout: _module_dropout,
-    nn.Dropout1d: _module_dropout,
-    nn.Dropout2d: _module_dropout,
-    nn.Identity: _module_both,
-    nn.Flatten: _module_both,
-    nn.Unflatten: _module_both,
-    nn.AvgPool1d: _module_both,
-    nn.AvgPool2d: _module_both,
-    nn.AdaptiveAvgPool1d: _module_both,
-    nn.AdaptiveAvgPool2d: _module_both,
-    nn.ZeroPad2d: _module_both,
-    nn.MaxPool1d: _module_max_pool,
-    nn.MaxPool2d: _module_max_pool,
-    nn.AdaptiveMaxPool1d: _module_max_pool,
-    nn.AdaptiveMaxPool2d: _module_max_pool,
-    nn.ReLU: _module_activation(F.relu, "zero"),
-    nn.ReLU6: _module_activation(F.relu6, "zero"),
-    nn.LeakyReLU: _module_activation(F.leaky_relu, "zero"),
-    nn.ELU: _module_activation(F.elu, "zero"),
-    nn.GELU: _module_activation(F.gelu, "zero"),
-    nn.SiLU: _module_activation(F.silu, "zero"),
-    nn.Tanh: _module_activation(torch.tanh, "shapley"),
-    nn.Sigmoid: _module_activation(torch.sigmoid, "shapley"),
-    nn.Embedding: _module_embedding,
-    nn.LSTM: _module_recurrent,
-    nn.GRU: _module_recurrent,
-}
 
 _STRUCTURAL_FUNCTIONS = (
     torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze,
@@ -418,19 +280,3 @@ METHOD_RULES: dict[str, Rule] = {
     "max": _max, "amax": _amax, "size": _size, "dim": _dim,
 }
 
-
-def module_rule(mod: nn.Module) -> Rule | None:
-    """The rule for ``mod``'s type (or the closest base class that has one)."""
-    for cls in type(mod).__mro__:
-        if cls in MODULE_RULES:
-            return MODULE_RULES[cls]
-    return None
-
-
-def plain(value: Any) -> Any:
-    """``value`` with token ids replaced by the plain id tensor (nested)."""
-    if isinstance(value, (tuple, list)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return _plain(value)
