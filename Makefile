@@ -27,12 +27,16 @@ typecheck: venv
 
 # The Keras suite runs once per backend, each in its own process.
 KERAS_BACKENDS ?= tensorflow jax torch
+# JAX compiles every new shape on first use; cheaper compiles keep the suite short
+# (the tests' tolerances do not depend on XLA's optimisation level).
+JAX_TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true
 
 unit: venv
 	$(PY) -m pytest -q tests --ignore=tests/keras
 	for b in $(KERAS_BACKENDS); do \
 		echo "== Keras suite on $$b"; \
-		KERAS_BACKEND=$$b TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q tests/keras || exit 1; \
+		KERAS_BACKEND=$$b TF_CPP_MIN_LOG_LEVEL=3 XLA_FLAGS="$(JAX_TEST_XLA_FLAGS)" \
+			$(PY) -m pytest -q tests/keras || exit 1; \
 	done
 
 # The documentation, built with warnings as errors.
