@@ -183,7 +183,7 @@ def test_the_legend_stays_in_view_at_common_widths(tmp_path, width):
     legends = [[float(v) for v in r.split(",")]
                for r in re.search(r'data-legends="([^"]*)"', out.stdout).group(1).split(";")]
     assert len(legends) == 2  # one per block: the pictures, the texts
-    for left, top, right, bottom in legends:
+    for left, _top, right, _bottom in legends:
         assert 0 <= left and right <= width, (left, right, width)
     assert legends[0][3] <= view_h  # the first legend is on the first screen
     shot = tmp_path / f"report-{width}.png"

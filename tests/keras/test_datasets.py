@@ -36,7 +36,7 @@ def test_tf_data_source_equals_the_array(x, tmp_path):
     b = explain_dataset(model, x, labels=np.arange(N) % 5, method="gradient-x-input",
                         out=tmp_path / "np", shard_size=6, progress=False)
     ta, tb = _rows(tmp_path / "tf"), _rows(tmp_path / "np")
-    assert a.n_items == N and ta["label"].tolist() == tb["label"].tolist()
+    assert a.n_items == b.n_items == N and ta["label"].tolist() == tb["label"].tolist()
     assert list(ta["attribution_shape"][0]) == [SIZE, SIZE]  # channels (last) summed
     np.testing.assert_allclose(np.stack(ta["attribution"]), np.stack(tb["attribution"]),
                                rtol=1e-5, atol=1e-6)
