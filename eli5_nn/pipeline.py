@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import modalities
-from .adapters import architectures, get_adapter, outputs
+from .adapters import architectures, auto_layer, get_adapter, outputs
 from .adapters.base import Adapter, LayerRef
 from .arguments import check_keywords, check_optional_bool, check_positive_int
 from .errors import Eli5NNTypeError, ExplanationError
@@ -181,8 +181,10 @@ def _context(adapter: Adapter, modality: Modality, spec: MethodSpec, params: dic
     per_doc = normalise_targets(opts.targets, opts.target_names, n_docs, single)
     ref, layer_layout = None, user_layout if tapped else None
     if cam:
-        ref, layer_layout = _cam_layer(adapter, modality.model_input, params.get("layer"),
-                                       user_layout)
+        ref, layer_layout, why = _cam_layer(adapter, modality.model_input, params.get("layer"),
+                                            user_layout)
+        if why:
+            prepared.notes.append(f"layer chosen automatically: {why}")
     ctx = MethodContext(
         adapter=adapter, x=prepared.x, resolve_targets=target_resolver(per_doc, opts.top_targets),
         sign=-1.0 if opts.counterfactual else 1.0, layer=ref, batch_size=opts.batch_size,
@@ -193,12 +195,20 @@ def _context(adapter: Adapter, modality: Modality, spec: MethodSpec, params: dic
 
 
 def _cam_layer(adapter: Adapter, model_in: Any, layer: Any, user_layout: Layout | None
-               ) -> tuple[LayerRef, Layout]:
-    """The CAM layer (given, or the last with a spatial or token map) and its layout."""
+               ) -> tuple[LayerRef, Layout, str]:
+    """The CAM layer, its layout and why it was chosen (``""`` when given): ``layer=``;
+    else the map entering the head's first parameter-free reduction, or for class-token
+    heads the input of the last block's attention (DESIGN.md §1); else the last layer
+    with a spatial or token map."""
     if layer is not None:
         ref = adapter.find_layer(layer)
         layout = user_layout or adapter.layer_layout(ref, model_in)
-        return ref, layout
+        return ref, layout, ""
+    auto = auto_layer.automatic_layer(adapter, model_in)
+    if auto is not None:
+        ref, why = auto
+        logger.info("eli5_nn: CAM layer chosen automatically: %r (%s)", ref.name, why)
+        return ref, user_layout or adapter.layer_layout(ref, model_in), why
     found = adapter.spatial_layers(model_in)
     if not found:
         raise ExplanationError(
@@ -209,7 +219,7 @@ def _cam_layer(adapter: Adapter, model_in: Any, layer: Any, user_layout: Layout 
     ref, shape, layout = next((f for f in reversed(found) if _map_size(f[2], f[1]) > 1),
                               found[-1])
     logger.info("eli5_nn: CAM layer chosen automatically: %r %s", ref.name, shape)
-    return ref, user_layout or layout
+    return ref, user_layout or layout, "the last layer with a spatial or token map"
 
 
 def _map_size(layout: Layout, shape: tuple[int, ...]) -> int:
