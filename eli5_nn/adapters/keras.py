@@ -359,7 +359,9 @@ class KerasAdapter:
         if self._last_batch is not None:
             device = str(getattr(self._last_batch, "device", "") or "")
         on_accelerator = any(tag in device.lower() for tag in ("gpu", "cuda", "tpu"))
-        return ACCELERATOR_PASS_BUDGET if on_accelerator else CPU_PASS_BUDGET
+        if on_accelerator:
+            return ACCELERATOR_PASS_BUDGET
+        return int(CPU_PASS_BUDGET * self.shim.CPU_BUDGET_SCALE)
 
     def bytes_per_row(self, x: Tensor) -> int:
         record = self._record(x)

@@ -5,6 +5,7 @@ Every module here defines:
 * ``call(model, x)`` - run the model in inference mode (the JAX shim makes a
   stateless call with the model's variable values);
 * ``no_grad()`` - a context in which a forward pass builds no graph;
+* ``CPU_BUDGET_SCALE`` - this backend's CPU pass budget as a multiple of the shared one;
 * ``take(x, indices, axis)`` - the backend's own gather (non-negative numpy indices);
 * ``gradients(run, x, cotangents, *, wrt_input, slots, cut)`` - one forward
   pass through ``run(x, tap)``, then one backward round per cotangent. ``tap``

@@ -19,6 +19,9 @@ from ...errors import ExplanationError
 from ..base import CotangentFn, Tensor
 from . import GradientsResult, Rounds, Run, Slots
 
+#: the CPU pass budget of this backend, as a multiple of the shared one
+CPU_BUDGET_SCALE = 1.0
+
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x``, through ``model.stateless_call`` (inference mode)."""

@@ -17,6 +17,9 @@ from ..base import CotangentFn, Tensor
 from ..torch_autograd import autograd_rounds, leaf
 from . import GradientsResult, Rounds, Run, Slots
 
+#: the CPU pass budget of this backend, as a multiple of the shared one
+CPU_BUDGET_SCALE = 1.0
+
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x`` in inference mode."""
