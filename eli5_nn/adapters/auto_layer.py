@@ -46,8 +46,8 @@ def _keras_answer(model: Any) -> tuple[str, str] | None:
     from .keras_head import head_map
 
     found = head_map(model)
-    # an operation Keras named itself (not a layer) cannot be tapped yet: no answer
-    return None if found is None or not found.is_layer else (found.name, found.why)
+    # a layer or an operation of the graph (the adapter lists and taps both)
+    return None if found is None else (found.name, found.why)
 
 
 def automatic_layer(adapter: Any, x: Any) -> tuple[LayerRef, str] | None:

@@ -56,8 +56,10 @@ class KerasAdapter:
         self.shim = keras_backends.load(self.backend)
         self.ops = KerasOps()
         self._top = list(model.layers)
-        self._all = keras_layers.flatten(self._top)
-        self.data_format = keras_layers.image_format(self._all)
+        layers = keras_layers.flatten(self._top)
+        self.data_format = keras_layers.image_format(layers)
+        # then the functional graphs' own operations (``a + b``...): nameable and tappable
+        self._all = layers + keras_layers.graph_operations(model, layers)
         self._last_batch: Tensor | None = None
 
     # -- identity, state ----------------------------------------------------------------------
@@ -254,7 +256,7 @@ class KerasAdapter:
         refs = self.layers()
         # an index counts in model.layers, as model.get_layer(index=i) and eli5 0.16
         return common.find_layer(
-            refs, spec, is_layer=lambda s: isinstance(s, keras.layers.Layer),
+            refs, spec, is_layer=lambda s: isinstance(s, keras.Operation),
             model_name=self.model_name(), index_refs=refs[: len(self._top)],
             names_from="model.layers (and of nested models' layers)",
         )

@@ -49,6 +49,21 @@ def flatten(top: list[Any]) -> list[Any]:
     return out + nested
 
 
+def graph_operations(model: Any, layers: Sequence[Any]) -> list[Any]:
+    """The operations of the functional graphs of ``model`` and of its nested models
+    that are not layers (``a + b``, ``keras.ops.mean``...), in graph order. Their
+    ``call`` is swapped like a layer's, so their outputs can be read and replaced:
+    the map entering a head is often such an operation (ConvNeXt's residual sum)."""
+    known = {id(layer) for layer in layers}
+    out = []
+    for graph in [model, *layers]:
+        for op in getattr(graph, "operations", None) or []:
+            if id(op) not in known and not isinstance(op, keras.layers.Layer):
+                known.add(id(op))
+                out.append(op)
+    return out
+
+
 def image_format(layers: Sequence[Any]) -> str:
     """The model's image data format: the first layer that states one, else Keras's
     configured ``image_data_format``."""
