@@ -162,8 +162,8 @@ EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str
     ("Automatic batch_size: Integrated Gradients with batch_size=None against the best of "
      "the fixed chunks 1, 2, 5, 10, 25, 50 (medians of alternated runs), on every backend.",
      bench_batch.run, batch_table),
-    ("Integrated Gradients quadrature: completeness error |sum(attribution) - (f(x) - "
-     "f(0))| / |f(x) - f(0)| and distance to a 256-step reference, medians over random "
+    ("Integrated Gradients quadrature: completeness error ``|sum(attribution) - (f(x) "
+     "- f(0))| / |f(x) - f(0)|`` and distance to a 256-step reference, medians over random "
      "images (112×112, the ResNet-style network).", bench_quadrature.run, quadrature_table),
     ("Datasets, memory: peak resident memory a fresh process adds explaining 1,000 and "
      "10,000 streamed items with explain_dataset (target: 10,000 within 1.1× of 1,000).",
