@@ -154,7 +154,8 @@ SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
 #: (caption, benchmark, table) of the tables that are not ratios against a floor
 EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str]]] = [
     ("vs Captum (images): the ResNet-style network at 224×224 and 112×112, PyTorch, ours "
-     "÷ Captum 0.9 in the same process (alternated calls, medians). Step- and sample-based "
+     "÷ Captum (version 0.9) in the same process (alternated calls, medians; --quick: 112×112 "
+     "only). Step- and sample-based "
      "methods: once with each library's own batching, once both at eli5-nn's batch size.",
      lambda quick: bench_captum.run(quick), captum_table),
     ("vs Captum (text): 256 IMDB-length reviews (64 with --quick), text CNN and BiLSTM, one "
