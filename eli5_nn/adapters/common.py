@@ -154,6 +154,22 @@ _LAST = {1: "C", 2: "TC", 3: "HWC", 4: "DHWC"}
 MAX_PREFIX = 16
 
 
+def numeric_array(doc: Any, tensor_name: str) -> np.ndarray:
+    """``doc`` (numpy, nested lists) as a numeric numpy array; ``Eli5NNTypeError``
+    naming what is accepted (numpy or ``tensor_name``) otherwise."""
+    try:
+        arr = np.asarray(doc)
+    except Exception as exc:  # pragma: no cover - numpy raises many kinds
+        raise Eli5NNTypeError(
+            f"expected a numpy array or {tensor_name} as input, got {type(doc).__name__}"
+        ) from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise Eli5NNTypeError(
+            f"expected a numeric numpy array or {tensor_name} as input, got dtype {arr.dtype}"
+        )
+    return arr
+
+
 def axes_for(rank: int, channel: int | None) -> str | None:
     """The axis letters of a row of ``rank`` axes whose channel axis is ``channel``
     (0 = first, ``rank - 1`` = last, None = no channel axis known)."""
@@ -217,6 +233,7 @@ def image_layout(axes: str, model: Any, row_shape: tuple[int, ...],
 
 
 __all__ = [
+    "numeric_array",
     "MAX_PREFIX",
     "axes_for",
     "check_copy",

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 from keras import ops as K
 
-from ..errors import Eli5NNTypeError, ExplanationError
+from ..errors import ExplanationError
+from . import common
 from .base import Tensor
 
 
@@ -70,18 +71,8 @@ def to_numpy(doc: Any) -> np.ndarray:
         except Exception:  # noqa: BLE001 - a tensor of another framework
             arr = np.asarray(doc)
     else:
-        try:
-            arr = np.asarray(doc)
-        except Exception as exc:  # pragma: no cover - numpy raises many kinds
-            raise Eli5NNTypeError(
-                f"expected a numpy array or a tensor as input, got {type(doc).__name__}"
-            ) from exc
-    numeric = np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    if arr.dtype == object or not numeric:
-        raise Eli5NNTypeError(
-            f"expected a numeric numpy array or tensor as input, got dtype {arr.dtype}"
-        )
-    return arr
+        arr = doc
+    return common.numeric_array(arr, "a tensor")
 
 
 __all__ = ["check_shape", "convert", "expected_shape", "input_dtype", "to_numpy"]

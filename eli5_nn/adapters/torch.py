@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import Eli5NNTypeError
 from ..layout import Layout
 from . import architectures, common, torch_layout, torch_structure
 from .base import (
@@ -94,18 +93,7 @@ class TorchAdapter:
         if isinstance(doc, torch.Tensor):
             x = doc.detach()
         else:
-            try:
-                arr = np.asarray(doc)
-            except Exception as exc:  # pragma: no cover - numpy raises many kinds
-                raise Eli5NNTypeError(
-                    f"expected a numpy array or torch.Tensor as input, got {type(doc).__name__}"
-                ) from exc
-            if arr.dtype == object or not (
-                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-            ):
-                raise Eli5NNTypeError(
-                    f"expected a numeric array or torch.Tensor as input, got dtype {arr.dtype}"
-                )
+            arr = common.numeric_array(doc, "torch.Tensor")
             x = torch.from_numpy(np.ascontiguousarray(arr))
         device, dtype = self._device_dtype()
         if x.is_floating_point():

@@ -27,6 +27,15 @@ from .cases import CASES, COMPLETE_STEPS, FAMILIES, N_DOCS, TEXT_FAMILIES, Case,
 PER_DOC_TARGETS = [[1], [0], [0, 1]]
 
 
+def token_docs(n: int, vocab: int, length: int, seed: int) -> np.ndarray:
+    """``n`` rows of token ids in 1..vocab-1; the second and third padded (id 0)
+    from positions 5 and 3, so batches mix lengths."""
+    ids = np.random.default_rng(seed).integers(1, vocab, size=(max(n, 3), length))
+    ids[1, 5:] = 0
+    ids[2, 3:] = 0
+    return ids[:n]
+
+
 class Harness:
     """What an adapter's entry point provides: its models, docs and model state.
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from eli5_nn.errors import ExplanationError
 from tests.conformance.cases import TEXT_FAMILIES
-from tests.conformance.suite import ConformanceSuite, Harness, generate
+from tests.conformance.suite import ConformanceSuite, Harness, generate, token_docs
 from tests.fake_adapter import FakeAdapter, conv_model, mlp_model, text_model
 
 pytest_generate_tests = generate
@@ -28,12 +28,9 @@ class NumpyHarness(Harness):
     }
 
     def docs(self, family: str, n: int = 3) -> np.ndarray:
-        rng = np.random.default_rng(3)
         if family in TEXT_FAMILIES:
-            ids = rng.integers(1, 20, size=(max(n, 3), 7))
-            ids[1, 5:] = 0
-            ids[2, 3:] = 0
-            return ids[:n]
+            return token_docs(n, 20, 7, seed=3)
+        rng = np.random.default_rng(3)
         return rng.normal(size=(n, *SHAPE))
 
     def disturb(self, model: FakeAdapter) -> None:

@@ -13,7 +13,7 @@ from torch import nn
 from eli5_nn.demo_models import TextCNN
 from tests import models
 from tests.conformance.cases import TEXT_FAMILIES
-from tests.conformance.suite import ConformanceSuite, Harness, generate
+from tests.conformance.suite import ConformanceSuite, Harness, generate, token_docs
 from tests.text.models import BiLSTM, TinyTransformer
 
 pytest_generate_tests = generate
@@ -41,12 +41,9 @@ class TorchHarness(Harness):
     }
 
     def docs(self, family: str, n: int = 3) -> Any:
-        rng = np.random.default_rng(5)
         if family in TEXT_FAMILIES:
-            ids = rng.integers(1, VOCAB, size=(max(n, 3), LENGTH))
-            ids[1, 5:] = 0
-            ids[2, 3:] = 0
-            return ids[:n]
+            return token_docs(n, VOCAB, LENGTH, seed=5)
+        rng = np.random.default_rng(5)
         return torch.as_tensor(rng.random((n, 3, SIZE, SIZE)).astype(np.float32))
 
     def baseline(self, family: str, docs: Any) -> Any:

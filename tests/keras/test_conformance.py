@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from tests.conformance.cases import TEXT_FAMILIES
-from tests.conformance.suite import ConformanceSuite, Harness, generate
+from tests.conformance.suite import ConformanceSuite, Harness, generate, token_docs
 
 from .conftest import N_CLASSES, SIZE, keras_cnn
 
@@ -87,12 +87,9 @@ class KerasHarness(Harness):
         return model
 
     def docs(self, family: str, n: int = 3) -> np.ndarray:
-        rng = np.random.default_rng(5)
         if family in TEXT_FAMILIES:
-            ids = rng.integers(1, VOCAB, size=(max(n, 3), LENGTH))
-            ids[1, 5:] = 0
-            ids[2, 3:] = 0
-            return ids[:n]
+            return token_docs(n, VOCAB, LENGTH, seed=5)
+        rng = np.random.default_rng(5)
         return rng.random((n, SIZE, SIZE, 3)).astype(np.float32)
 
     def disturb(self, model: keras.Model) -> None:
