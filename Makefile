@@ -12,8 +12,11 @@ venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[torch,keras,tensorflow,jax,test,demo,docs]'
+	@echo "installing the project and its test/demo dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@( $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -c requirements/constraints.txt \
+		-e '.[torch,keras,tensorflow,jax,test,demo,docs]' ) > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 demo: venv
