@@ -23,6 +23,7 @@ import numpy as np
 
 from eli5_nn.adapters.base import (
     CPU_PASS_BUDGET,
+    MAX_FORWARD_ROWS,
     BiasSite,
     CotangentFn,
     GradPass,
@@ -521,6 +522,8 @@ class FakeAdapter:
 
     def pass_budget_bytes(self) -> int:
         return CPU_PASS_BUDGET
+
+    max_forward_rows = MAX_FORWARD_ROWS
 
     # -- copies with randomised layers ---------------------------------------------------------
     def copy_model(self) -> FakeModel:

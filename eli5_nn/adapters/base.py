@@ -294,6 +294,9 @@ class Adapter(Protocol):
         """Memory one automatic chunk may take: small on CPUs, where batches past a
         few hundred MB run slower (caches), larger on accelerators."""
 
+    #: the most rows of one automatic pass without a graph (occlusion variants, scores)
+    max_forward_rows: int
+
     # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
     def copy_model(self) -> Any:
         """An independent copy of the model with the same weights; the user's model is
@@ -311,6 +314,9 @@ class Adapter(Protocol):
 
 #: per-pass budgets for ``batch_size=None`` by device kind
 CPU_PASS_BUDGET = 384 << 20
+#: ``max_forward_rows`` where nothing speaks for another cap: past ~512 rows a
+#: convolution's per-row cost rises on CPU (text CNN occlusion)
+MAX_FORWARD_ROWS = 512
 ACCELERATOR_PASS_BUDGET = 2 << 30
 
 

@@ -24,6 +24,7 @@ from . import architectures, common, torch_layout, torch_structure
 from .base import (
     ACCELERATOR_PASS_BUDGET,
     CPU_PASS_BUDGET,
+    MAX_FORWARD_ROWS,
     BiasSite,
     CotangentFn,
     ExplanationError,
@@ -52,6 +53,7 @@ class TorchAdapter:
     """:class:`~eli5_nn.adapters.base.Adapter` for a ``torch.nn.Module``."""
 
     framework = "torch"
+    max_forward_rows = MAX_FORWARD_ROWS
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

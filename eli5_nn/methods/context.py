@@ -18,8 +18,6 @@ from .params import ARGUMENTS
 TargetResolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
 
 MAX_AUTO_BATCH = 256
-#: the cap for passes without a graph (occlusion variants, scores of many inputs)
-MAX_AUTO_FORWARD_BATCH = 512
 
 
 @dataclass
@@ -128,7 +126,8 @@ class MethodContext:
         per_row = max(1, self.adapter.bytes_per_row(self.model_input))
         budget = self.adapter.pass_budget_bytes()
         if forward_only:
-            return int(max(1, min(MAX_AUTO_FORWARD_BATCH, n_units, 3 * budget // per_row)))
+            cap = self.adapter.max_forward_rows  # Keras: recurrent layers want bigger chunks
+            return int(max(1, min(cap, n_units, 3 * budget // per_row)))
         return int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row)))
 
 

@@ -1,0 +1,30 @@
+"""The automatic chunk sizes: a pass without a graph holds at most the adapter's
+``max_forward_rows`` (Keras wants bigger forward chunks than PyTorch)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eli5_nn.methods.context import MethodContext
+from tests.fake_adapter import FakeAdapter, linear_model
+
+
+def _ctx(adapter: FakeAdapter, batch_size: int | None = None) -> MethodContext:
+    x = np.zeros((1, 3, 4, 4))
+    return MethodContext(adapter=adapter, x=x, resolve_targets=lambda s, d: [[0]] * len(d),
+                         batch_size=batch_size)
+
+
+def test_forward_only_chunks_follow_the_adapters_cap():
+    adapter = FakeAdapter(linear_model())
+    assert _ctx(adapter).chunk_size(10_000, forward_only=True) == adapter.max_forward_rows
+    adapter.max_forward_rows = 7
+    assert _ctx(adapter).chunk_size(10_000, forward_only=True) == 7
+    assert _ctx(adapter).chunk_size(5, forward_only=True) == 5
+    assert _ctx(adapter, batch_size=3).chunk_size(10_000, forward_only=True) == 3
+
+
+def test_torch_states_its_cap():
+    from eli5_nn.adapters.torch import TorchAdapter
+
+    assert TorchAdapter.max_forward_rows == 512
