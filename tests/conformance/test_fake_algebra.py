@@ -284,12 +284,7 @@ def test_grad_cam_over_tokens_is_the_hand_formula() -> None:
 # -- contextual decomposition ----------------------------------------------------------------
 def test_cd_blocks_of_a_linear_model_hold_their_terms() -> None:
     adapter = FakeAdapter(linear_model())
-    try:
-        res = run("cd", adapter, X, targets=(1,), patch_size=2)
-    except (ValueError, ImportError) as err:  # until the method reads adapter.decompose
-        if "PyTorch" not in str(err) and "torch" not in str(err):
-            raise
-        pytest.skip("method 'cd' does not use Adapter.decompose yet")
+    res = run("cd", adapter, X, targets=(1,), patch_size=2)  # through Adapter.decompose
     term = (X * weights(adapter, 1)).sum(axis=1)  # (N, H, W): each cell's share
     blocks = term.reshape(2, 2, 2, 2, 2).sum(axis=(2, 4))  # 2×2 patches
     got = res.attribution.sum(axis=1).reshape(2, 2, 2, 2, 2).sum(axis=(2, 4))
