@@ -82,15 +82,10 @@ def explain_batch(
     adapter = get_adapter(model)
     with adapter.session():
         modality, model_in = _modality(adapter, docs, single, opts)
-        try:
+        with _layout_hints(adapter, model_in):
             ctx, prepared = _context(adapter, modality, spec, params, opts, user_layout,
                                      single)
             result = spec.fn(ctx)
-        except ExplanationError as err:
-            better = layout_hint(adapter, model_in, err)
-            if better is not None:
-                raise better from err
-            raise
         attribution = adapter.ops.to_numpy(result.attribution)
         output = _output_kind(adapter, model_in, opts.output, result.scores)
     if not np.all(np.isfinite(attribution)):
@@ -139,19 +134,27 @@ def _modality(adapter: Adapter, docs: Any, single: bool, opts: Options
         image, notes = (image if image is not None else pictures), (note,)
     elif isinstance(docs, Mapping):  # a tokenizer's BatchEncoding: the model's inputs only
         docs = architectures.model_inputs(docs)
-    try:
+    with _layout_hints(adapter, docs):
         model_in = adapter.as_batch(docs)
-    except ExplanationError as err:
-        better = layout_hint(adapter, docs, err)
-        if better is not None:
-            raise better from err
-        raise
     modality = modalities.choose(
         adapter, model_in, single, image=image, notes=notes, tokens=opts.tokens,
         pad_value=opts.pad_value, pad_token=opts.pad_token, document=opts.document,
         tokenizer=_speller(opts.tokenizer),
     )
     return modality, model_in
+
+
+@contextmanager
+def _layout_hints(adapter: Adapter, docs: Any) -> Iterator[None]:
+    """Re-raise an :class:`ExplanationError` as the clearer one :func:`layout_hint`
+    gives where the input looks transposed (channels last for a channels-first model)."""
+    try:
+        yield
+    except ExplanationError as err:
+        better = layout_hint(adapter, docs, err)
+        if better is not None:
+            raise better from err
+        raise
 
 
 def _speller(tokenizer: Any) -> Callable[[np.ndarray], tuple[list[str], np.ndarray]] | None:
