@@ -150,10 +150,19 @@ class Layout:
 
     def channel_sum(self, row: np.ndarray) -> np.ndarray:
         """The signed map of one row: summed over channels, tokens on their grid."""
-        row = np.asarray(row)
-        self.check(row.shape)
+        return self.channel_sums(np.asarray(row)[None])[0]
+
+    def channel_sums(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`channel_sum` of every row of ``rows`` (batch axis first) at once."""
+        rows = np.asarray(rows)
+        self.check(rows.shape[1:])
         ch = self.channel_axis
-        return self.to_map(row.sum(axis=ch) if ch is not None else row)
+        m = rows.sum(axis=ch + 1) if ch is not None else rows
+        if self.is_tokens:
+            m = m[:, self.prefix_tokens:]
+            if self.grid is not None:
+                m = m.reshape((m.shape[0], *self.grid))
+        return m
 
     def channels_last(self, row: np.ndarray) -> np.ndarray:
         """One row with its channel axis moved last (map axes first, in order)."""

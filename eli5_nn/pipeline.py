@@ -28,7 +28,6 @@ from .layout import Layout, parse_layout
 from .methods import METHODS, MethodContext, MethodResult, MethodSpec, get_method
 from .methods.params import ARGUMENTS
 from .modalities.base import Modality, Prepared, layer_note
-from .modalities.image import normalise
 from .modalities.pictures import from_pil, is_pil, layout_hint
 from .results import NNExplanation, NNTargetExplanation
 from .targets import check_output, normalise_targets, proba, target_name, target_resolver
@@ -280,16 +279,16 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
     starts = np.searchsorted(rows.doc, np.arange(modality.n_docs + 1))
     explanations = []
     with _collector_paused():
+        all_maps = modality.maps(spec, attribution, layout, np.asarray(rows.doc), opts.relu,
+                                 result.display)
         for d in range(modality.n_docs):
             targets = []
             for r in range(int(starts[d]), int(starts[d + 1])):
-                c = int(rows.cls[r])
-                display = None if result.display is None else result.display[r]
-                maps = modality.maps(spec, attribution[r], layout, d, opts.relu, display)
+                c, maps = int(rows.cls[r]), all_maps[r]
                 base = NNTargetExplanation(
                     target=target_name(c, opts.target_names), score=float(result.scores[d, c]),
                     proba=None if probs is None else float(probs[d, c]),
-                    heatmap=normalise(maps.shown), attribution=attribution[r], layout=layout,
+                    heatmap=maps.heatmap, attribution=attribution[r], layout=layout,
                 )
                 targets.append(modality.target(d, maps, base))
             explanations.append(

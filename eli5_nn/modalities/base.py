@@ -64,10 +64,11 @@ class Prepared:
 @dataclass
 class RowMaps:
     """One attribution row as maps: ``signed`` on the modality's display axes
-    (image cells, token positions), ``shown`` its unsigned display map."""
+    (image cells, token positions), ``heatmap`` its unsigned display map scaled
+    to [0, 1]."""
 
     signed: np.ndarray
-    shown: np.ndarray
+    heatmap: np.ndarray
 
 
 class Modality(Protocol):
@@ -85,10 +86,12 @@ class Modality(Protocol):
                            layer_layout: Layout | None) -> Layout:
         """How the rows of the method's attribution read."""
 
-    def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
-             relu: bool | None, display: np.ndarray | None) -> RowMaps:
-        """The maps of attribution row ``row`` (of doc ``d``, read with ``layout``);
-        ``display`` is the method's own display map of the row, if it has one."""
+    def maps(self, spec: MethodTraits, rows: np.ndarray, layout: Layout, docs: np.ndarray,
+             relu: bool | None, display: np.ndarray | None) -> list[RowMaps]:
+        """The maps of every attribution row (``rows[i]`` of doc ``docs[i]``, read
+        with ``layout``); ``display`` holds the method's own display map of each row,
+        if it has them. One call for all rows, so that a modality can build them in
+        vectorised form."""
 
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """``base`` (target, scores, heatmap, attribution set) with the modality's fields."""

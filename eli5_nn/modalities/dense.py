@@ -138,23 +138,28 @@ class DenseInput:
         """The CAM layer's layout, or the input's."""
         return attribution_layout(spec, prepared, layer_layout)
 
-    def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
-             relu: bool | None, display: np.ndarray | None) -> RowMaps:
+    def maps(self, spec: MethodTraits, rows: np.ndarray, layout: Layout, docs: np.ndarray,
+             relu: bool | None, display: np.ndarray | None) -> list[RowMaps]:
         """A layer CAM (or a method's map over tokens, on their grid) resized to the
         input's map, or an input attribution reduced over channels (the method's
         own display map where it has one)."""
+        return [self._row_maps(spec, row, layout, relu, None if display is None else display[i])
+                for i, row in enumerate(rows)]
+
+    def _row_maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout,
+                  relu: bool | None, display: np.ndarray | None) -> RowMaps:
         size = self.display_size()
         if spec.space != "input":
             cam, shown = layer_maps(layout, row, relu)
             if shown.ndim == len(size):
                 shown = image_mod.resize_map(shown, size)
-            return RowMaps(cam, shown)
+            return RowMaps(cam, image_mod.normalise(shown))
         ch = self._channel_axis()
         if display is not None and relu is None:
             shown = display
         else:
             shown = image_mod.reduce_channels(row, ch, spec.reduce, relu)
-        return RowMaps(row.sum(axis=ch) if ch is not None else row, shown)
+        return RowMaps(row.sum(axis=ch) if ch is not None else row, image_mod.normalise(shown))
 
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """The regions with the largest signed sums as ``feature_weights`` (computed

@@ -119,13 +119,23 @@ def resize_map(m: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
 
 def normalise(m: np.ndarray) -> np.ndarray:
     """Divide a non-negative map by its maximum; an all-zero map stays zero."""
+    return normalise_rows(np.asarray(m, dtype=np.float64)[None])[0]
+
+
+def normalise_rows(m: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """:func:`normalise` applied to every row ``m[i]`` at once; where ``keep`` (a
+    boolean mask of ``m``'s shape) is given, the maxima are taken over the kept
+    entries only and the others are set to zero."""
     m = np.asarray(m, dtype=np.float64)
-    top = float(m.max()) if m.size else 0.0
-    if not np.isfinite(top) or (m.size and not np.isfinite(m.min())):
+    if keep is not None:
+        m = np.where(keep, m, 0.0)
+    if not np.isfinite(m).all():
         m = np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
-        top = float(m.max())
     m = np.maximum(m, 0.0)
-    return m / top if top > 0 else np.zeros_like(m)
+    if m.size == 0:
+        return m
+    top = m.reshape(m.shape[0], -1).max(axis=1).reshape((-1,) + (1,) * (m.ndim - 1))
+    return np.divide(m, top, out=np.zeros_like(m), where=top > 0)
 
 
 def reduce_channels(

@@ -94,23 +94,40 @@ def default_tokens(ids: np.ndarray) -> list[str]:
 
 def token_weights(attribution: np.ndarray, how: str) -> np.ndarray:
     """One signed weight per position from a (T, D) or (T,) attribution."""
-    a = np.asarray(attribution, dtype=np.float64)
-    if how == "token" or a.ndim == 1:
-        return a
+    return token_weights_rows(np.asarray(attribution)[None], how)[0]
+
+
+def token_weights_rows(attribution: np.ndarray, how: str) -> np.ndarray:
+    """:func:`token_weights` of every row of an (R, T, D...) or (R, T) attribution:
+    (R, T)."""
+    a = np.asarray(attribution)
+    if how == "token" or a.ndim == 2:
+        return a.astype(np.float64, copy=False)
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
     if how == "norm":
-        return np.sqrt((a.reshape(a.shape[0], -1) ** 2).sum(axis=1))
-    return a.reshape(a.shape[0], -1).sum(axis=1)
+        return np.sqrt(np.einsum("rtd,rtd->rt", flat, flat, dtype=np.float64))
+    return flat.sum(axis=2, dtype=np.float64)
 
 
 def resize_1d(m: np.ndarray, length: int) -> np.ndarray:
     """Linear interpolation of a temporal map onto ``length`` token positions."""
-    m = np.asarray(m, dtype=np.float64).ravel()
-    if len(m) == length:
+    return resize_rows(np.asarray(m).ravel()[None], length)[0]
+
+
+def resize_rows(m: np.ndarray, length: int) -> np.ndarray:
+    """:func:`resize_1d` of every row of an (R, L) array: (R, ``length``), linear
+    interpolation between position centres (align-corners off), ends held."""
+    m = np.asarray(m, dtype=np.float64)
+    n = m.shape[1]
+    if n == length:
         return m
-    if len(m) == 1:
-        return np.full(length, m[0])
-    src = (np.arange(length) + 0.5) * len(m) / length - 0.5
-    return np.interp(src, np.arange(len(m)), m)
+    if n == 1:
+        return np.repeat(m, length, axis=1)
+    src = np.clip((np.arange(length) + 0.5) * n / length - 0.5, 0, n - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = src - lo
+    return m[:, lo] * (1 - frac) + m[:, hi] * frac
 
 
 @dataclass(frozen=True)

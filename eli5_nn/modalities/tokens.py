@@ -25,8 +25,8 @@ from .base import (
     RowMaps,
     attribution_layout,
     check_single,
-    layer_maps,
 )
+from .image import normalise_rows
 
 
 @dataclass
@@ -116,10 +116,14 @@ class TokenInput:
         pad, real = text_mod.padding(ids, toks, pad_value, pad_token, layer_pad)
         real &= ~special
         self.n_special = int(special.sum())
-        self.tokens = toks if toks is not None else [text_mod.default_tokens(r) for r in ids]
+        #: the given tokens of every doc (``None``: the ids are spelled when first needed)
+        self.tokens = toks
         self.documents = text_mod.documents(document, self.n_docs)
         self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
-        self._spans: dict[int, text_mod.DocSpans] = {}
+        self._docs: dict[int, Callable[[], text_mod.DocSpans]] = {}
+        if document is not None:  # tokens not found in a document fail now, not when read
+            for d in range(self.n_docs):
+                self._doc(d)()
 
     @staticmethod
     def accepts(spec: MethodTraits) -> bool:
@@ -191,35 +195,53 @@ class TokenInput:
             return Layout("T")
         return attribution_layout(spec, prepared, layer_layout)
 
-    def maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout, d: int,
-             relu: bool | None, display: np.ndarray | None) -> RowMaps:
+    def maps(self, spec: MethodTraits, rows: np.ndarray, layout: Layout, docs: np.ndarray,
+             relu: bool | None, display: np.ndarray | None) -> list[RowMaps]:
         """One signed weight per real token: a CAM resized to the positions, or the
-        embedding attribution reduced as the method says (``spec.text``)."""
-        keep = self.space.real[d]
+        embedding attribution reduced as the method says (``spec.text``); built for
+        all rows at once."""
+        keep = self.space.real[docs]
         if spec.space == "layer":
-            cam, _ = layer_maps(layout, row, relu)
-            signed = text_mod.resize_1d(cam, self.length)[keep]
+            cams = layout.channel_sums(rows)
+            signed = text_mod.resize_rows(cams.reshape(len(rows), -1), self.length)
             use_relu = True if relu is None else relu
         else:
-            signed = text_mod.token_weights(row, spec.text)[keep]
+            signed = text_mod.token_weights_rows(rows, spec.text)
             use_relu = bool(relu)
-        return RowMaps(signed, np.clip(signed, 0, None) if use_relu else np.abs(signed))
+        shown = np.clip(signed, 0, None) if use_relu else np.abs(signed)
+        heat = normalise_rows(shown, keep)
+        return [RowMaps(signed[i][k], heat[i][k]) for i, k in enumerate(keep)]
 
-    def _doc_spans(self, d: int) -> text_mod.DocSpans:
-        """Where the real tokens of doc ``d`` sit (computed once per doc)."""
-        if d not in self._spans:
-            real = self.space.real[d]
-            kept = [t for t, k in zip(self.tokens[d], real.tolist(), strict=True) if k]
-            self._spans[d] = text_mod.doc_spans(kept, self.documents[d])
-        return self._spans[d]
+    def _doc_spans(self, d: int) -> Callable[[], text_mod.DocSpans]:
+        """Where the real tokens of doc ``d`` sit: computed on the first call, then
+        kept. The closure holds the doc's ids, mask, tokens and text only, so a
+        result does not keep the model input alive."""
+        ids, real, document = self.space.ids[d], self.space.real[d], self.documents[d]
+        given = None if self.tokens is None else self.tokens[d]
+        memo: list[text_mod.DocSpans] = []
+
+        def spans() -> text_mod.DocSpans:
+            if not memo:
+                toks = given if given is not None else text_mod.default_tokens(ids)
+                kept = [t for t, k in zip(toks, real.tolist(), strict=True) if k]
+                memo.append(text_mod.doc_spans(kept, document))
+            return memo[0]
+
+        return spans
 
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """Weighted spans (one per token occurrence) and the top tokens (computed
         when first read)."""
-        doc, signed = self._doc_spans(d), maps.signed
-        base.weighted_spans = Lazy(lambda: text_mod.spans(doc, signed))
-        base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc.names, signed))
+        doc, signed = self._doc(d), maps.signed
+        base.weighted_spans = Lazy(lambda: text_mod.spans(doc(), signed))
+        base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc().names, signed))
         return base
+
+    def _doc(self, d: int) -> Callable[[], text_mod.DocSpans]:
+        """The span builder of doc ``d``, one per doc (shared by its targets)."""
+        if d not in self._docs:
+            self._docs[d] = self._doc_spans(d)
+        return self._docs[d]
 
     def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
                     estimator: str, method: str) -> NNExplanation:

@@ -234,3 +234,81 @@ def test_every_target_carries_the_layout_of_its_attribution():
     lstm = BiLSTM().eval()
     t = explain(lstm, IDS, method="grad-cam", layer="rnn").targets[0]
     assert t.layout.axes == "TC" and t.attribution.shape[0] == IDS.shape[1]
+
+
+def _docs_of_varied_length(n: int = 6, length: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, size=(n, length))
+    for d in range(n):
+        ids[d, 3 + d:] = 0  # padding after 3, 4, ... tokens
+    return ids
+
+
+@pytest.mark.parametrize(
+    "method", ["gradient", "gradient-x-input", "grad-cam", "integrated-gradients"])
+def test_maps_built_for_all_rows_at_once_equal_the_per_row_recipe(method):
+    """The vectorised result building gives, row by row, what the one-row recipe gives:
+    the channel reduction (norm / sum / CAM resized), the padding left out, and the
+    heatmap scaled by the maximum over the doc's real tokens only."""
+    from eli5_nn.modalities import text as text_mod
+    from eli5_nn.modalities.image import normalise
+
+    torch.manual_seed(0)
+    model = TextCNN().eval()
+    ids = _docs_of_varied_length()
+    kw = {"steps": 8} if method == "integrated-gradients" else {}
+    expls = eli5_nn.explain_predictions(model, ids, method=method, targets=[[0, 1]] * len(ids),
+                                        pad_value=0, progress=False, **kw)
+    how = eli5_nn.METHODS[method].text
+    for d, expl in enumerate(expls):
+        real = ids[d] != 0
+        for t in expl.targets:
+            if method == "grad-cam":
+                row = t.layout.channel_sum(t.attribution)
+                signed = text_mod.resize_1d(row, ids.shape[1])[real]
+                shown = np.clip(signed, 0, None)
+            else:
+                signed = text_mod.token_weights(t.attribution, how)[real]
+                shown = np.abs(signed)
+            np.testing.assert_allclose(
+                [w for _, _, w in t.weighted_spans.docs_weighted_spans[0].spans], signed,
+                rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(t.heatmap, normalise(shown), rtol=1e-6, atol=1e-9)
+            assert t.heatmap.shape == (int(real.sum()),)
+
+
+def test_spans_are_spelled_when_first_read_and_hold_no_model_input(monkeypatch):
+    """Nothing computed that nobody asked for: explaining many reviews spells no token
+    until a result's spans or top tokens are read, and then only that doc's."""
+    import gc
+    import weakref
+
+    from eli5_nn.modalities import text as text_mod
+
+    spelled: list[int] = []
+    original = text_mod.default_tokens
+    monkeypatch.setattr(text_mod, "default_tokens",
+                        lambda ids: spelled.append(len(ids)) or original(ids))
+    torch.manual_seed(0)
+    model = TextCNN().eval()
+    ids_t = torch.as_tensor(_docs_of_varied_length())
+    expls = eli5_nn.explain_predictions(model, ids_t, method="gradient", pad_value=0,
+                                        progress=False)
+    assert spelled == []
+    t = expls[2].targets[0]
+    spans = t.weighted_spans.docs_weighted_spans[0]
+    assert spelled == [12]
+    words = enumerate(ids_t[2, :5].tolist())
+    assert [n for n, _, _ in spans.spans] == [f"{i} [{k}]" for k, i in words]
+    assert t.feature_weights is not None and spelled == [12]  # the doc's spans are kept
+    ref = weakref.ref(ids_t)
+    del ids_t
+    gc.collect()
+    assert ref() is None  # the lazy fields keep numpy rows, not the model input
+
+
+def test_tokens_missing_from_the_document_fail_at_the_call():
+    torch.manual_seed(0)
+    with pytest.raises(eli5_nn.errors.ExplanationError, match="not found in document"):
+        explain(TextCNN().eval(), IDS, method="gradient", tokens=TOKENS,
+                document="good movie end")
