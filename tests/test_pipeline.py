@@ -136,3 +136,42 @@ def test_every_declared_argument_is_taken_by_a_method_and_documented():
     for name in ARGUMENTS:
         assert f"\n    {name} : " in explain.__doc__
     assert "layout : " in explain.__doc__
+
+
+@pytest.mark.parametrize("method", ["grad-cam", "gradient"])
+def test_image_heatmaps_are_resized_and_reduced_only_when_read(monkeypatch, method):
+    """Nothing computed that nobody asked for: the display map (resized to the input,
+    channels reduced) and the region sums are built on first read, and then equal
+    the recipe they replace."""
+    from eli5_nn.modalities import image as image_mod
+
+    calls: list[str] = []
+    for name in ("resize_map", "reduce_channels", "normalise"):
+        original = getattr(image_mod, name)
+        monkeypatch.setattr(image_mod, name, lambda *a, _f=original, _n=name, **k:
+                            calls.append(_n) or _f(*a, **k))
+    torch.manual_seed(0)
+    model = models.ResNetish().eval()
+    x = torch.rand(1, 3, 32, 32)
+    t = explain(model, x, method=method, targets=[1]).targets[0]
+    assert calls == []
+    heat = t.heatmap
+    assert heat.shape == (32, 32) and 0 <= heat.min() and heat.max() == 1
+    assert "normalise" in calls
+    if method == "grad-cam":
+        cam = np.clip(t.layout.channel_sum(t.attribution), 0, None)
+        expected = image_mod.normalise(image_mod.resize_map(cam, (32, 32)))
+    else:
+        expected = image_mod.normalise(np.abs(t.attribution).max(axis=0))
+    np.testing.assert_allclose(heat, expected)
+    assert t.heatmap is heat  # computed once
+    assert t.feature_weights.pos or t.feature_weights.neg
+
+
+def test_maps_that_cannot_be_resized_are_told_apart_before_any_resizing():
+    from eli5_nn.modalities import image as image_mod
+
+    with pytest.raises(Exception, match="cannot resize a map of shape"):
+        image_mod.check_resizable((2, 3, 4), (8, 8, 8))
+    image_mod.check_resizable((4, 4), (8, 8))
+    image_mod.check_resizable((2, 3, 4), (2, 3, 4))

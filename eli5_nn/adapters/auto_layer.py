@@ -60,8 +60,8 @@ def automatic_layer(adapter: Any, x: Any) -> tuple[LayerRef, str] | None:
     if model is None or framework not in ("torch", "keras"):
         return None
     cache = model_cache(model)
-    parts = model.modules() if framework == "torch" else model.layers
-    key = ("automatic-layer", tuple(id(p) for p in parts), _signature(x))
+    structure = adapter.structure_key() if framework == "torch" else tuple(map(id, model.layers))
+    key = ("automatic-layer", structure, _signature(x))
     if key not in cache:
         found = _torch_answer(model, x) if framework == "torch" else _keras_answer(model)
         cache[key] = found

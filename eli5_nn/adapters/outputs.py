@@ -66,14 +66,20 @@ def _keras_final_activation(model: Any) -> str:
 def _torch_final_module(adapter: Adapter, model: Any, x: Tensor) -> str:
     """The class name (lower case) of the leaf module called last in one forward pass
     of the first doc, where its output is the model's output; "" otherwise."""
-    modules = list(model.modules())
-    leaves = [m for m in modules if not any(True for _ in m.children())]
-    if not {type(m).__name__.lower() for m in leaves} & _PROBABILITY_ACTIVATIONS:
+    modules = adapter.modules() if hasattr(adapter, "modules") else list(model.modules())
+    structure = tuple(map(id, modules))
+    cache = common.model_cache(model)  # one pass per model structure and input signature
+    leaves_key = ("probability-leaves", structure)
+    if leaves_key not in cache:
+        leaves = [m for m in modules if not m._modules]
+        found = {type(m).__name__.lower() for m in leaves} & _PROBABILITY_ACTIVATIONS
+        cache[leaves_key] = leaves if found else None
+    leaves = cache[leaves_key]
+    if leaves is None:
         return ""  # nothing to look for: no pass needed
     first = x[:1] if not isinstance(x, ModelInput) else x.rows(adapter.ops, np.zeros(1, int))
-    cache = common.model_cache(model)  # one pass per model structure and input signature
     parts = first.values if isinstance(first, ModelInput) else (first,)
-    key = ("output-kind", tuple(map(id, modules)),
+    key = ("output-kind", structure,
            tuple((tuple(getattr(v, "shape", ())), str(getattr(v, "dtype", ""))) for v in parts))
     if key not in cache:
         cache[key] = _last_module_called(adapter, leaves, first)

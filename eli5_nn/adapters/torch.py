@@ -60,6 +60,7 @@ class TorchAdapter:
         self.ops = TorchOps()
         self._refs: list[LayerRef] | None = None
         self._structure: tuple[int, ...] | None = None
+        self._modules: list[nn.Module] | None = None
 
     # -- identity, device, state ----------------------------------------------------------
     def model_name(self) -> str:
@@ -78,7 +79,7 @@ class TorchAdapter:
     def session(self) -> Iterator[None]:
         with common.hold(self.model) as outermost:
             # inference mode: only the modules in training mode change, and change back
-            changed = [m for m in self.model.modules() if m.training] if outermost else []
+            changed = [m for m in self.modules() if m.training] if outermost else []
             try:
                 for m in changed:
                     m.training = False
@@ -178,7 +179,7 @@ class TorchAdapter:
 
     def embedding_layers(self) -> list[tuple[LayerRef, int, int | None]]:
         cache = common.model_cache(self.model)
-        key = ("embeddings", self._structure_key())
+        key = ("embeddings", self.structure_key())
         if key not in cache:
             found = []
             for ref in self.layers():
@@ -264,14 +265,22 @@ class TorchAdapter:
             model_name=self.model_name(), names_from="model.named_modules()",
         )
 
-    def _structure_key(self) -> tuple[int, ...]:
-        """The model's modules (by id), once per adapter (an adapter serves one call)."""
+    def modules(self) -> list[nn.Module]:
+        """Every module of the model, itself first, listed once per adapter (an
+        adapter serves one call): what the per-call checks walk."""
+        if self._modules is None:
+            self._modules = list(self.model.modules())
+        return self._modules
+
+    def structure_key(self) -> tuple[int, ...]:
+        """The model's modules (by id): the key of what is cached per model structure."""
         if self._structure is None:
-            self._structure = tuple(id(m) for m in self.model.modules())
+            self._structure = tuple(map(id, self.modules()))
         return self._structure
 
+
     def _key(self, kind: str, x: Any) -> tuple[Any, ...]:
-        return (kind, self._structure_key(), _signature(x))
+        return (kind, self.structure_key(), _signature(x))
 
     def _trace(self, x: Tensor) -> torch_layout.Trace:
         """The layout trace on inputs like ``x`` (cached per model and input signature)."""

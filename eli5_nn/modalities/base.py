@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ExplanationError
 from ..layout import Layout
-from ..results import NNExplanation, NNTargetExplanation
+from ..results import Lazy, NNExplanation, NNTargetExplanation
 
 if TYPE_CHECKING:
     from ..adapters.base import LayerRef, Tensor
@@ -65,10 +65,10 @@ class Prepared:
 class RowMaps:
     """One attribution row as maps: ``signed`` on the modality's display axes
     (image cells, token positions), ``heatmap`` its unsigned display map scaled
-    to [0, 1]."""
+    to [0, 1]. Either may be a :class:`~eli5_nn.results.Lazy` (built when read)."""
 
-    signed: np.ndarray
-    heatmap: np.ndarray
+    signed: np.ndarray | Lazy
+    heatmap: np.ndarray | Lazy
 
 
 class Modality(Protocol):

@@ -16,7 +16,7 @@ from eli5.base import FeatureWeight, FeatureWeights
 from ..adapters.base import Adapter, Tensor
 from ..errors import Eli5NNTypeError, ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation
+from ..results import Lazy, NNExplanation, NNTargetExplanation, realise
 from . import image as image_mod
 from .base import (
     MethodTraits,
@@ -148,24 +148,32 @@ class DenseInput:
 
     def _row_maps(self, spec: MethodTraits, row: np.ndarray, layout: Layout,
                   relu: bool | None, display: np.ndarray | None) -> RowMaps:
+        """What can fail (the layout check, a map that cannot be resized) is checked
+        now; the display map (resized, channels reduced) is built when first read."""
         size = self.display_size()
         if spec.space != "input":
             cam, shown = layer_maps(layout, row, relu)
             if shown.ndim == len(size):
-                shown = image_mod.resize_map(shown, size)
-            return RowMaps(cam, image_mod.normalise(shown))
+                image_mod.check_resizable(shown.shape, size)
+                return RowMaps(cam, Lazy(lambda: image_mod.normalise(
+                    image_mod.resize_map(shown, size))))
+            return RowMaps(cam, Lazy(lambda: image_mod.normalise(shown)))
         ch = self._channel_axis()
         if display is not None and relu is None:
-            shown = display
+            shown_row = display
+            heat = Lazy(lambda: image_mod.normalise(shown_row))
         else:
-            shown = image_mod.reduce_channels(row, ch, spec.reduce, relu)
-        return RowMaps(row.sum(axis=ch) if ch is not None else row, image_mod.normalise(shown))
+            heat = Lazy(lambda: image_mod.normalise(
+                image_mod.reduce_channels(row, ch, spec.reduce, relu)))
+        if ch is None:
+            return RowMaps(row, heat)
+        return RowMaps(Lazy(lambda: row.sum(axis=ch)), heat)
 
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """The regions with the largest signed sums as ``feature_weights`` (computed
         when first read)."""
         signed, size = maps.signed, self.display_size()
-        base.feature_weights = Lazy(lambda: feature_weights(signed, size))
+        base.feature_weights = Lazy(lambda: feature_weights(realise(signed), size))
         return base
 
     def _picture(self, d: int) -> tuple[Any, str | None]:

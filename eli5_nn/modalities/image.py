@@ -102,19 +102,24 @@ def image_from_input(x: np.ndarray, channel_axis: int) -> tuple[EmbeddedImage, s
     return EmbeddedImage.from_pil(pil), note
 
 
+def check_resizable(shape: tuple[int, ...], size: tuple[int, ...]) -> None:
+    """Raise where :func:`resize_map` cannot bring a map of ``shape`` to ``size``."""
+    if tuple(shape) != tuple(size) and not (len(shape) == len(size) and len(size) in (1, 2)):
+        raise ExplanationError(f"cannot resize a map of shape {tuple(shape)} to {size}")
+
+
 def resize_map(m: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Bilinear resize of a 1-D or 2-D map to ``size`` (align-corners off)."""
     m = np.asarray(m, dtype=np.float64)
+    check_resizable(m.shape, size)
     if m.shape == tuple(size):
         return m
-    if m.ndim == 1 and len(size) == 1:
+    if m.ndim == 1:
         src = (np.arange(size[0]) + 0.5) * m.shape[0] / size[0] - 0.5
         return np.interp(src, np.arange(m.shape[0]), m)
-    if m.ndim == 2 and len(size) == 2:
-        img = Image.fromarray(m.astype(np.float32), mode="F")
-        out = img.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
-        return np.asarray(out, dtype=np.float64)
-    raise ExplanationError(f"cannot resize a map of shape {m.shape} to {size}")
+    img = Image.fromarray(m.astype(np.float32), mode="F")
+    out = img.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
+    return np.asarray(out, dtype=np.float64)
 
 
 def normalise(m: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from ..adapters.base import Adapter, LayerRef, ModelInput, Tensor
 from ..errors import ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation
+from ..results import Lazy, NNExplanation, NNTargetExplanation, realise
 from . import text as text_mod
 from .base import (
     MethodTraits,
@@ -232,7 +232,7 @@ class TokenInput:
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """Weighted spans (one per token occurrence) and the top tokens (computed
         when first read)."""
-        doc, signed = self._doc(d), maps.signed
+        doc, signed = self._doc(d), realise(maps.signed)
         base.weighted_spans = Lazy(lambda: text_mod.spans(doc(), signed))
         base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc().names, signed))
         return base

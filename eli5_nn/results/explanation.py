@@ -2,8 +2,9 @@
 
 Fields that cost time to build and are often never read can be given as
 :class:`Lazy` values, computed on first access: ``NNTargetExplanation.feature_weights``
-(image region sums, top tokens), ``NNTargetExplanation.weighted_spans`` (text spans)
-and ``NNExplanation.image`` (the picture of the input).
+(image region sums, top tokens), ``NNTargetExplanation.weighted_spans`` (text spans),
+``NNTargetExplanation.heatmap`` (the display map, resized to the input) and
+``NNExplanation.image`` (the picture of the input).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from .display import registered, set_html_formatter
 class Lazy:
     """A field value computed by ``fn()`` the first time the field is read, then stored.
 
-    Pass it for ``NNTargetExplanation.feature_weights`` / ``weighted_spans`` or
-    ``NNExplanation.image``.
+    Pass it for ``NNTargetExplanation.feature_weights`` / ``weighted_spans`` /
+    ``heatmap`` or ``NNExplanation.image``.
     Comparing, printing, pickling or formatting a result reads (so computes) it.
     """
 
@@ -34,6 +35,11 @@ class Lazy:
 
     def __repr__(self) -> str:
         return f"Lazy({self.fn!r})"
+
+
+def realise(value: Any) -> Any:
+    """``value``, computed first if it is :class:`Lazy`."""
+    return value.fn() if isinstance(value, Lazy) else value
 
 
 def _lazy_field(cls: type, name: str, slot: Any) -> None:
@@ -76,7 +82,7 @@ class NNTargetExplanation(TargetExplanation):
         proba: float | None = None,
         score: float | None = None,
         weighted_spans: Any = None,
-        heatmap: np.ndarray | None = None,
+        heatmap: np.ndarray | Lazy | None = None,
         attribution: np.ndarray | None = None,
         faithfulness: dict[str, float] | None = None,
         layout: Layout | None = None,
@@ -108,7 +114,8 @@ class NNExplanation(Explanation):
 
 _lazy_field(NNTargetExplanation, "feature_weights", vars(NNTargetExplanation)["feature_weights"])
 _lazy_field(NNTargetExplanation, "weighted_spans", vars(NNTargetExplanation)["weighted_spans"])
+_lazy_field(NNTargetExplanation, "heatmap", vars(NNTargetExplanation)["heatmap"])
 _lazy_field(NNExplanation, "image", vars(Explanation)["image"])
 
 
-__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "set_html_formatter"]
+__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "realise", "set_html_formatter"]
