@@ -77,11 +77,11 @@ def pipeline_vs_dataset(quick: bool) -> dict[str, Any]:
                      "target ≤ 1.11 (throughput ≥ 0.9×)")
 
 
-def _steady(finished: list[tuple[str, int, float]], rounds: int) -> float:
+def _steady(finished: list[tuple[str, int, float, str]], rounds: int) -> float:
     """Items per second after the first ``rounds`` shards finished."""
     finished = sorted(finished, key=lambda f: f[2])
     after = finished[rounds:]
-    return sum(n for _, n, _ in after) / (after[-1][2] - finished[rounds - 1][2])
+    return sum(f[1] for f in after) / (after[-1][2] - finished[rounds - 1][2])
 
 
 def ray_vs_local(quick: bool) -> dict[str, Any]:

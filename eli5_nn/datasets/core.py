@@ -35,8 +35,9 @@ class DatasetRun:
     n_errors: int = 0
     shards_written: list[str] = field(default_factory=list)
     shards_skipped: list[str] = field(default_factory=list)
-    #: (shard, items, time.time() when it was done), in the order shards were reported
-    finished_at: list[tuple[str, int, float]] = field(default_factory=list)
+    #: (shard, items, time.time() when it was done, the worker's ``host:pid``), in the
+    #: order shards were reported
+    finished_at: list[tuple[str, int, float, str]] = field(default_factory=list)
 
     def items(self, columns: Sequence[str] | None = None) -> Any:
         return store.read_items(self.out, columns)
@@ -251,7 +252,8 @@ def _run_local(explainer: DatasetExplainer, source: Any, run: DatasetRun, shard_
             if last:
                 name = writer.finish(items.end)
                 run.shards_written.append(name)
-                run.finished_at.append((name, items.end - writer.start, time.time()))
+                run.finished_at.append((name, items.end - writer.start, time.time(),
+                                        store.worker_name()))
                 writer = None
     except BaseException:
         if writer is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,11 @@ def error_schema() -> Any:
 def shard_name(kind: str, start: int, end: int) -> str:
     """``items-000000000-000001000.parquet``: items ``start`` (inclusive) to ``end``."""
     return f"{kind}-{start:09d}-{end:09d}.parquet"
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process: the worker that explained a shard."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def finished_shards(out_dir: str | Path) -> dict[int, int]:

@@ -4,6 +4,8 @@ local engine, item by item, and nothing lost when a worker dies."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,27 @@ class DiesOnce(torch.nn.Module):
         return self.net(x)
 
 
+class SlowOnce(torch.nn.Module):
+    """The model, except that the first process to run it sleeps 4 s in its first forward
+    pass (a worker that falls behind)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.net = make_model()
+        self.marker = marker
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            time.sleep(4)
+        return self.net(x)
+
+
 @pytest.fixture(scope="module")
 def x() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(N, 1, 12, 12)).astype(np.float32)
@@ -76,6 +99,21 @@ def test_ray_equals_the_local_engine(local_ray, x, tmp_path):
     _assert_same_rows(tmp_path / "local", tmp_path / "ray")
     again = explain_dataset(make_model, x, out=tmp_path / "ray", engine="ray", **args)
     assert again.shards_written == [] and len(again.shards_skipped) == 4
+
+
+def test_each_worker_gets_one_shard_at_a_time(local_ray, x, tmp_path):
+    # a worker that falls behind holds only the shard it is on: the others take the rest
+    marker = tmp_path / "slow"
+    run = explain_dataset(SlowOnce(str(marker)), x, out=tmp_path / "ray", engine="ray",
+                          workers=2, method="gradient", shard_size=4, progress=False)
+    slow = f"{socket.gethostname()}:{marker.read_text()}"
+    by_worker = [f[3] for f in run.finished_at]
+    assert len(set(by_worker)) == 2 and by_worker.count(slow) == 1
+    assert run.finished_at[-1][3] == slow  # it reported last, after the other did 4 shards
+    assert sorted(f[0] for f in run.finished_at) == run.shards_written
+    local = explain_dataset(make_model(), x, out=tmp_path / "local", method="gradient",
+                            shard_size=4, progress=False)
+    assert {f[3] for f in local.finished_at} == {f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost(local_ray, x, tmp_path):
