@@ -46,7 +46,12 @@ NOISE = 0.15
 def paired(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int, warmup: int = 1
            ) -> tuple[float, float, float]:
     """Median times of ``ours`` and ``theirs`` run alternately (which goes first
-    alternates too) and the median of the per-round ratios ours ÷ theirs."""
+    alternates too) and the median of the per-round ratios ours ÷ theirs.
+
+    Times are the CPU time of the process (``time.process_time``): both libraries
+    run on one thread, so CPU time is the work each does, and load from other
+    processes on a shared machine, which stretches wall-clock time at random, does
+    not enter the ratio."""
     for _ in range(warmup):
         ours()
         theirs()
@@ -55,9 +60,9 @@ def paired(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int, warm
         pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
         times = []
         for fn in pair:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             fn()
-            times.append(time.perf_counter() - t0)
+            times.append(time.process_time() - t0)
         a, b = times if i % 2 == 0 else times[::-1]
         t_ours.append(a)
         t_theirs.append(b)

@@ -43,6 +43,9 @@ def normalise_targets(
         return None
     if isinstance(targets, (int, np.integer, str)) and not isinstance(targets, bool):
         targets = [targets]
+    fast = _index_table(targets, n_docs)
+    if fast is not None:
+        return fast
     if isinstance(targets, np.ndarray):
         targets = targets.tolist()
     if not isinstance(targets, (list, tuple)):
@@ -71,6 +74,24 @@ def normalise_targets(
             )
         out.append([target_index(t, target_names) for t in ts])
     return out
+
+
+def _index_table(targets: Any, n_docs: int) -> list[list[int] | None] | None:
+    """The common case in one step: one equal-length list of class indices per doc
+    (an (n_docs, k) integer table, k ≥ 1); ``None`` for anything else, which the
+    general path reads (and explains when it is wrong)."""
+    if not isinstance(targets, (list, tuple, np.ndarray)) or len(targets) != n_docs:
+        return None
+    if not isinstance(targets, np.ndarray) and not all(
+            isinstance(t, (list, tuple)) for t in targets):
+        return None
+    try:
+        table = np.asarray(targets)
+    except ValueError:  # ragged
+        return None
+    if table.ndim != 2 or table.shape[1] == 0 or table.dtype.kind not in "iu":
+        return None  # (bool and float tables go the general way, which refuses them)
+    return table.tolist()
 
 
 def _name_index(name: Any, target_names: Any) -> int | None:
@@ -154,7 +175,11 @@ def target_resolver(
                 ts = [int(c) for c in np.argsort(-scores[i], kind="stable")[:top_targets]]
             else:
                 ts = [int(np.argmax(scores[i]))]
-            out.append([check_class(t, n_classes) for t in ts])
+            out.append(ts)
+        flat = [t for ts in out for t in ts]
+        if flat and not 0 <= min(flat) <= max(flat) < n_classes:
+            for t in flat:
+                check_class(t, n_classes)
         return out
 
     return resolve

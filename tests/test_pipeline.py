@@ -175,3 +175,22 @@ def test_maps_that_cannot_be_resized_are_told_apart_before_any_resizing():
         image_mod.check_resizable((2, 3, 4), (8, 8, 8))
     image_mod.check_resizable((4, 4), (8, 8))
     image_mod.check_resizable((2, 3, 4), (2, 3, 4))
+
+
+@pytest.mark.parametrize("values", [[1.0, np.nan], [np.inf, -np.inf], [3e38, 3e38, np.nan]])
+def test_the_finiteness_check_finds_every_non_finite_value(values):
+    from eli5_nn.pipeline import _all_finite
+
+    a = np.array(values, dtype=np.float32)
+    assert not _all_finite(a)
+    assert _all_finite(np.array([3e38, 3e38], dtype=np.float32))  # the sum overflows; values fine
+    assert _all_finite(np.arange(5))
+
+
+def test_a_model_with_nan_weights_gives_an_error_not_a_nan_map():
+    torch.manual_seed(0)
+    model = models.ResNetish().eval()
+    with torch.no_grad():
+        model.fc.weight[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite attributions"):
+        explain(model, torch.rand(1, 3, 16, 16), method="gradient", targets=[1])

@@ -43,6 +43,20 @@ from .torch_ops import TorchOps
 __all__ = ["TorchAdapter", "TorchOps"]
 
 
+class _ChangedInPlace(Exception):
+    """A tapped layer output was written into by a later operation of the model."""
+
+
+def _in_place(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the error it wraps) comes from an in-place write into a
+    tapped output: a changed version, or autograd refusing it."""
+    if isinstance(exc, _ChangedInPlace):
+        return True
+    err = exc if isinstance(exc, RuntimeError) else exc.__cause__
+    msg = str(err) if isinstance(err, RuntimeError) else ""
+    return "in-place" in msg or "inplace" in msg
+
+
 def _signature(x: Any) -> tuple[Any, ...]:
     if isinstance(x, ModelInput):
         return x.signature()
@@ -201,24 +215,6 @@ class TorchAdapter:
         replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
         cut = cut_at_layer and not wrt_input and len(layers) == 1
-        acts: dict[LayerRef, list[torch.Tensor]] = {ref: [] for ref in layers}
-
-        def make_hook(ref: LayerRef) -> Any:
-            def hook(_module: nn.Module, _inp: Any, out: Any) -> Any:
-                t = first_tensor(out)
-                if t is None:
-                    raise ExplanationError(
-                        f"layer {ref.name!r} returns {type(out).__name__}, not a tensor; "
-                        "choose another layer"
-                    )
-                t = leaf(t, cut)
-                acts[ref].append(t)
-                # downstream gets a copy, so in-place ops after the layer
-                # (ReLU(inplace=True)) cannot change what we differentiate at
-                return replace_first(out, t.clone())
-
-            return hook
-
         if replace is not None:
             # differentiate with respect to the replacement, not the model input
             xi = replace[1].detach().requires_grad_(wrt_input)
@@ -227,18 +223,58 @@ class TorchAdapter:
             xi = x.detach().requires_grad_(True) if wrt_input else x
             x_in = xi
 
-        def sources() -> list[torch.Tensor]:
-            for ref in layers:
-                if not acts[ref]:
-                    raise ExplanationError(
-                        f"layer {ref.name!r} was not called in the model's forward pass"
-                    )
-            return ([xi] if wrt_input else []) + [a for ref in layers for a in acts[ref]]
+        def run(copy: bool) -> tuple[dict[LayerRef, list[torch.Tensor]], np.ndarray,
+                                     list[list[torch.Tensor]]]:
+            acts: dict[LayerRef, list[torch.Tensor]] = {ref: [] for ref in layers}
+            versions: list[tuple[torch.Tensor, int]] = []
 
-        with hooks(layers, make_hook), replacing(replace, xi):
-            scores_np, rounds = autograd_rounds(
-                lambda: self._scores(self._run(x_in)), sources, cotangents, cut=cut, double=False
-            )
+            def make_hook(ref: LayerRef) -> Any:
+                def hook(_module: nn.Module, _inp: Any, out: Any) -> Any:
+                    t = first_tensor(out)
+                    if t is None:
+                        raise ExplanationError(
+                            f"layer {ref.name!r} returns {type(out).__name__}, not a tensor; "
+                            "choose another layer"
+                        )
+                    t = leaf(t, cut)
+                    acts[ref].append(t)
+                    if copy:  # in-place ops after the layer cannot change what we read
+                        return replace_first(out, t.clone())
+                    versions.append((t, t._version))
+                    return replace_first(out, t)
+
+                return hook
+
+            def sources() -> list[torch.Tensor]:
+                for ref in layers:
+                    if not acts[ref]:
+                        raise ExplanationError(
+                            f"layer {ref.name!r} was not called in the model's forward pass"
+                        )
+                return ([xi] if wrt_input else []) + [a for ref in layers for a in acts[ref]]
+
+            with hooks(layers, make_hook), replacing(replace, xi):
+                scores_np, rounds = autograd_rounds(
+                    lambda: self._scores(self._run(x_in)), sources, cotangents, cut=cut,
+                    double=False,
+                )
+            if any(t._version != v for t, v in versions):
+                raise _ChangedInPlace
+            return acts, scores_np, rounds
+
+        # The tapped outputs go downstream as they are, unless an operation after a
+        # layer writes into them (ReLU(inplace=True)): that pass is redone with copies,
+        # and the model is remembered as needing them.
+        cache = common.model_cache(self.model)
+        key = ("copy-tapped", self.structure_key(), tuple(ref.name for ref in layers))
+        copy = bool(layers) and cache.get(key, False)
+        try:
+            acts, scores_np, rounds = run(copy)
+        except (_ChangedInPlace, ExplanationError, RuntimeError) as exc:
+            if copy or not layers or not _in_place(exc):
+                raise
+            cache[key] = True
+            acts, scores_np, rounds = run(True)
         k = 1 if wrt_input else 0
         detached = {r: [a.detach() for a in v] for r, v in acts.items()}
         passes = []

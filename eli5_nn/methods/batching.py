@@ -90,9 +90,8 @@ def _cotangent_rounds(per_doc: list[list[int]], n_classes: int, sign: float) -> 
     rounds = []
     for j in range(k):
         m = np.zeros((len(per_doc), n_classes), dtype=np.float64)
-        for d, ts in enumerate(per_doc):
-            if j < len(ts):
-                m[d, ts[j]] = sign
+        docs = [d for d, ts in enumerate(per_doc) if j < len(ts)]
+        m[docs, [per_doc[d][j] for d in docs]] = sign
         rounds.append(m)
     return rounds
 
@@ -220,20 +219,65 @@ class Accumulator(Protocol):
 
 
 class RowSums:
-    """The plain sum of each row's (already weighted) gradients."""
+    """The plain sum of each row's (already weighted) gradients, in a few array
+    operations per chunk whatever the number of rows in it: the rows whose units
+    all lie in the chunk are summed with one reshape, the partial rows at its ends
+    on their own. A row is final once a later row has begun; the last row of a
+    chunk is carried over to the next one. Memory: the finished rows' sums and
+    one carried row, never the gradients of earlier chunks."""
 
-    def __init__(self, ctx: MethodContext, n_rows: int) -> None:
+    def __init__(self, ctx: MethodContext, n_rows: int, n_samples: int) -> None:
         self.ops = ctx.adapter.ops
-        self.acc: list[Tensor | None] = [None] * n_rows
+        self.n_samples = n_samples
+        self.done: list[Tensor] = []
+        self.carry: Tensor | None = None
+        self.carry_row = -1
+
+    def _sums(self, r_u: np.ndarray, grad: Tensor) -> tuple[list[int], Tensor]:
+        """The rows of ``r_u`` in order and the sum of each one's gradients."""
+        ops, n = self.ops, self.n_samples
+        runs = row_runs(r_u)
+        whole = [stop - start == n for _r, start, stop in runs]
+        parts: list[Tensor] = []
+        i = 0
+        while i < len(runs):
+            if not whole[i]:  # a partial row: only at either end of a chunk
+                _r, start, stop = runs[i]
+                parts.append(ops.sum(grad[start:stop], axis=0, keepdims=True))
+                i += 1
+                continue
+            j = i
+            while j < len(runs) and whole[j]:
+                j += 1
+            start, stop = runs[i][1], runs[j - 1][2]
+            block = grad if start == 0 and stop == len(r_u) else grad[start:stop]
+            if j - i == 1:
+                parts.append(ops.sum(block, axis=0, keepdims=True))
+            else:
+                shape = ops.shape(block)
+                parts.append(ops.sum(ops.reshape(block, (j - i, n, *shape[1:])), axis=1))
+            i = j
+        return [r for r, _a, _b in runs], ops.concat(parts, axis=0)
 
     def add(self, r_u: np.ndarray, s_u: np.ndarray, scores: np.ndarray, grad: Tensor) -> None:
-        for r, start, stop in row_runs(r_u):
-            part = self.ops.sum(grad[start:stop], axis=0, keepdims=True)
-            prev = self.acc[r]
-            self.acc[r] = part if prev is None else prev + part
+        rows, sums = self._sums(r_u, grad)
+        first = sums[:1] if len(rows) > 1 else sums
+        if self.carry is not None:
+            if rows[0] == self.carry_row:  # the carried row goes on in this chunk
+                first = first + self.carry
+            else:
+                self.done.append(self.carry)
+        if len(rows) == 1:
+            self.carry, self.carry_row = first, rows[0]
+            return
+        self.done.append(first)
+        if len(rows) > 2:
+            self.done.append(sums[1:-1])
+        self.carry, self.carry_row = sums[-1:], rows[-1]
 
     def result(self) -> Tensor:
-        return self.ops.concat([a for a in self.acc if a is not None], axis=0)
+        parts = self.done + ([self.carry] if self.carry is not None else [])
+        return self.ops.concat(parts, axis=0)
 
 
 def row_runs(r_u: np.ndarray) -> list[tuple[int, int, int]]:
@@ -260,7 +304,7 @@ def integrate(
     """
     n_samples = len(weights)
     units = len(rows) * n_samples
-    acc = accumulator if accumulator is not None else RowSums(ctx, len(rows))
+    acc = accumulator if accumulator is not None else RowSums(ctx, len(rows), n_samples)
     chunks = list(iter_chunks(units, ctx.chunk_size(units)))
     with progress_bar(ctx, len(chunks), desc) as bar:
         for sl in chunks:

@@ -121,6 +121,7 @@ class TokenInput:
         self.documents = text_mod.documents(document, self.n_docs)
         self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
         self._docs: dict[int, Callable[[], text_mod.DocSpans]] = {}
+        self._kept: list[int] | None = None
         if document is not None:  # tokens not found in a document fail now, not when read
             for d in range(self.n_docs):
                 self._doc(d)()
@@ -245,7 +246,9 @@ class TokenInput:
 
     def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
                     estimator: str, method: str) -> NNExplanation:
-        kept = int(self.space.real[d].sum())
+        if self._kept is None:
+            self._kept = self.space.real.sum(axis=1).tolist()
+        kept = self._kept[d]
         left_out = "padding and special tokens" if self.n_special else "padding"
         return NNExplanation(
             estimator=estimator, method=method, targets=targets,

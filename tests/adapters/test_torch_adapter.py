@@ -55,3 +55,64 @@ def test_randomize_layer_refuses_the_users_model():
     copy = adapter.copy_model()
     adapter.randomize_layer(copy, ref, seed=0)
     assert not torch.equal(copy[0].weight, model[0].weight)
+
+
+def _reference_cam(model: nn.Module, x: torch.Tensor, layer: nn.Module, c: int) -> np.ndarray:
+    """Grad-CAM by hand: the layer's output kept apart from what follows it."""
+    store: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
+        store.append(out.detach().clone().requires_grad_(True))
+        return store[0].clone()
+
+    h = layer.register_forward_hook(hook)
+    try:
+        scores = model(x)
+    finally:
+        h.remove()
+    (g,) = torch.autograd.grad(scores[0, c], store[0])
+    a = store[0].detach()
+    return (g.mean(dim=(2, 3), keepdim=True) * a)[0].numpy()
+
+
+@pytest.mark.parametrize("method", ["grad-cam", "fullgrad"])
+def test_a_layer_written_into_in_place_downstream_is_read_before_the_write(method):
+    """Tapped outputs go downstream without a copy; where the model then writes into
+    one (ReLU(inplace=True) after the conv), the pass is redone with copies and the
+    model remembered, so the result equals the hand computation and the model's
+    output is unchanged."""
+    from eli5_nn import explain_prediction_nn as explain
+    from eli5_nn.adapters import common
+    from tests.models import plain_cnn
+
+    torch.manual_seed(0)
+    model = plain_cnn().eval()
+    x = torch.randn(1, 3, 8, 8)
+    before = model(x).detach()
+    kw = {"layer": "0"} if method == "grad-cam" else {}
+    t = explain(model, x, method=method, targets=[2], **kw).targets[0]
+    if method == "grad-cam":
+        np.testing.assert_allclose(t.attribution, _reference_cam(model, x, model[0], 2),
+                                   rtol=1e-5, atol=1e-6)
+    else:  # the same as on a copy of the model whose ReLU writes nothing in place
+        import copy
+
+        plain = copy.deepcopy(model)
+        plain[1].inplace = False
+        ref = explain(plain, x, method=method, targets=[2]).targets[0]
+        np.testing.assert_allclose(t.attribution, ref.attribution, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(t.heatmap, ref.heatmap, rtol=1e-5, atol=1e-6)
+    assert any(k[0] == "copy-tapped" and v for k, v in common.model_cache(model).items())
+    torch.testing.assert_close(model(x), before)
+
+
+def test_layers_nobody_writes_into_are_not_copied():
+    from eli5_nn import explain_prediction_nn as explain
+    from eli5_nn.adapters import common
+    from tests.models import ResNetish
+
+    torch.manual_seed(0)
+    model = ResNetish().eval()
+    explain(model, torch.rand(1, 3, 16, 16), method="grad-cam", layer="layers", targets=[1])
+    flags = [v for k, v in common.model_cache(model).items() if k[0] == "copy-tapped"]
+    assert flags == []
