@@ -104,9 +104,11 @@ def token_weights_rows(attribution: np.ndarray, how: str) -> np.ndarray:
     if how == "token" or a.ndim == 2:
         return a.astype(np.float64, copy=False)
     flat = a.reshape(a.shape[0], a.shape[1], -1)
+    # reduced in the attribution's own precision (a float32 sum over the embedding's
+    # dimensions loses nothing a display shows), returned as float64
     if how == "norm":
-        return np.sqrt(np.einsum("rtd,rtd->rt", flat, flat, dtype=np.float64))
-    return flat.sum(axis=2, dtype=np.float64)
+        return np.sqrt(np.einsum("rtd,rtd->rt", flat, flat)).astype(np.float64)
+    return flat.sum(axis=2).astype(np.float64)
 
 
 def resize_1d(m: np.ndarray, length: int) -> np.ndarray:
