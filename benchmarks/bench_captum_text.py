@@ -122,8 +122,9 @@ def text_rows(tm: TextModel, n_docs: int, repeat: int) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Rows {framework, method, ours_s, captum_s, ratio, note}; --quick: 64 reviews."""
-    n_docs, repeat = (64, 3) if quick else (256, 9)
+    """Rows {framework, method, ours_s, captum_s, ratio, note}; 256 reviews (the size
+    the targets are set at), fewer rounds with --quick."""
+    n_docs, repeat = (256, 3) if quick else (256, 9)
     return [row for tm in models() for row in text_rows(tm, n_docs, repeat)]
 
 

@@ -154,12 +154,13 @@ SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
 #: (caption, benchmark, table) of the tables that are not ratios against a floor
 EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str]]] = [
     ("vs Captum (images): the ResNet-style network at 224×224 and 112×112, PyTorch, ours "
-     "÷ Captum (version 0.9) in the same process (alternated calls, medians; --quick: 112×112 "
-     "only). Step- and sample-based "
+     "÷ Captum (version 0.9) in the same process (alternated calls, medians of process CPU "
+     "time; --quick: 224×224 only). Step- and sample-based "
      "methods: once with each library's own batching, once both at eli5-nn's batch size.",
      lambda quick: bench_captum.run(quick), captum_table),
-    ("vs Captum (text): 256 IMDB-length reviews (64 with --quick), text CNN and BiLSTM, one "
-     "call over all reviews in each library.", bench_captum_text.run, captum_table),
+    ("vs Captum (text): 256 IMDB-length reviews, text CNN and BiLSTM, one call over all "
+     "reviews in each library (medians of process CPU time; fewer rounds with --quick).",
+     bench_captum_text.run, captum_table),
     ("Automatic batch_size: Integrated Gradients with batch_size=None against the best of "
      "the fixed chunks 1, 2, 5, 10, 25, 50 (medians of alternated runs), on every backend.",
      bench_batch.run, batch_table),
@@ -281,7 +282,10 @@ the same model, input, targets and passes: ``LayerGradCam`` with its map upsampl
 input as eli5-nn's is, ``Saliency``, ``InputXGradient``, ``NoiseTunnel(Saliency)`` with the
 same samples and absolute noise, ``IntegratedGradients`` with the same steps and rule, and
 for text the layer variants on the embedding and ``Occlusion``. Calls alternate in one
-process; a row's ratio is the median of the per-round ratios. Step- and sample-based
+process; a row's ratio is the median of the per-round ratios. These tables time the CPU
+the process uses (``time.process_time``) rather than the wall clock: both libraries run
+on one thread, so it is the work each does, and load from other jobs on the machine does
+not stretch one library's calls more than the other's. Step- and sample-based
 methods appear twice: each library with its own batching (Captum's default runs all steps
 or samples in one pass), then both at the batch size eli5-nn picks.
 
