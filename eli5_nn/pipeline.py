@@ -291,13 +291,19 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
     with _collector_paused():
         all_maps = modality.maps(spec, attribution, layout, np.asarray(rows.doc), opts.relu,
                                  result.display)
+        # the per-row values read at once (one numpy call each, not one per row)
+        classes = np.asarray(rows.cls).tolist()
+        names = [target_name(c, opts.target_names) for c in classes]
+        scores = result.scores[rows.doc, rows.cls].astype(float).tolist()
+        probas = [None] * len(classes) if probs is None else \
+            probs[rows.doc, rows.cls].astype(float).tolist()
+        bounds = starts.tolist()
         for d in range(modality.n_docs):
             targets = []
-            for r in range(int(starts[d]), int(starts[d + 1])):
-                c, maps = int(rows.cls[r]), all_maps[r]
+            for r in range(bounds[d], bounds[d + 1]):
+                maps = all_maps[r]
                 base = NNTargetExplanation(
-                    target=target_name(c, opts.target_names), score=float(result.scores[d, c]),
-                    proba=None if probs is None else float(probs[d, c]),
+                    target=names[r], score=scores[r], proba=probas[r],
                     heatmap=maps.heatmap, attribution=attribution[r], layout=layout,
                 )
                 targets.append(modality.target(d, maps, base))
