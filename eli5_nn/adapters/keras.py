@@ -36,7 +36,14 @@ from .base import (
     Tensor,
     pack_input,
 )
-from .keras_calls import PreActivation, attention_calls, intercept, layer_of, unreachable
+from .keras_calls import (
+    PreActivation,
+    attention_calls,
+    intercept,
+    layer_of,
+    substituted,
+    unreachable,
+)
 from .keras_ops import KerasOps
 
 __all__ = ["KerasAdapter", "KerasOps", "PreActivation"]
@@ -121,21 +128,33 @@ class KerasAdapter:
                 "Pass one input with a leading batch axis, shaped as model.input_shape."
             ) from exc
 
-    def _replacing(self, replace: Replacement | None, value: Tensor) -> Any:
-        """A context in which ``replace``'s layer outputs ``value``."""
+    def _replacing(self, replace: Replacement | None, value: Tensor, tapped: bool = False
+                   ) -> Any:
+        """A context in which ``replace``'s layer outputs ``value`` (``tapped``: its
+        output is also intercepted, so its call must run)."""
         if replace is None:
             return ExitStack()
         ref = replace[0]
 
-        def on_output(_pos: int, _n: int, t: Tensor) -> Tensor:
-            if self.ops.shape(t) != self.ops.shape(value):
+        def check(got: tuple[int, ...]) -> None:
+            if got != self.ops.shape(value):
                 raise ExplanationError(
-                    f"layer {ref.name!r} outputs shape {self.ops.shape(t)}; its replacement "
+                    f"layer {ref.name!r} outputs shape {got}; its replacement "
                     f"has shape {self.ops.shape(value)}"
                 )
+
+        layer = layer_of(ref)
+        if isinstance(layer, keras.layers.Embedding) and not tapped:
+            # the lookup whose output is replaced is not run at all (text methods
+            # replace the embedding output on every pass)
+            return substituted(layer, value, lambda ids: check(
+                (*self.ops.shape(ids), int(layer.output_dim))))
+
+        def on_output(_pos: int, _n: int, t: Tensor) -> Tensor:
+            check(self.ops.shape(t))
             return value
 
-        return intercept([(layer_of(ref), False)], on_output)
+        return intercept([(layer, False)], on_output)
 
     def forward(self, x: Tensor, replace: Replacement | None = None) -> np.ndarray:
         with self.shim.no_grad(), self._replacing(replace, replace[1] if replace else None):
@@ -193,6 +212,54 @@ class KerasAdapter:
     def _unreachable(self, ref: LayerRef) -> str:
         return unreachable(ref.name, self.model_name())
 
+    def _head(self, ref: LayerRef) -> Any:
+        """A functional model of the network after ``ref``'s layer (sharing its
+        layers), where the shim asks for one (``HEAD_AFTER_CUT``: JAX, whose
+        ``jax.vjp`` traces every operation of a pass, also those before a cut
+        layer) and the graph allows it: one output, the layer called once in this
+        model's own graph and everything after it depending on the model's input
+        only through it. ``None`` otherwise. Built once per model and layer."""
+        if not getattr(self.shim, "HEAD_AFTER_CUT", False):
+            return None
+        layer = layer_of(ref)
+        cache = common.model_cache(self.model)
+        key = ("head", id(layer))
+        if key not in cache:
+            head = None
+            if not isinstance(ref.handle, PreActivation) and any(
+                    layer is top for top in self._top):
+                try:
+                    outputs = self.model.outputs
+                    if len(outputs) == 1:
+                        head = keras.Model(layer.output, outputs[0])
+                except (AttributeError, ValueError, TypeError):  # not a graph it can cut
+                    head = None
+            cache[key] = head
+        return cache[key]
+
+    def _cut_run(self, run: Any, source: Tensor, head: Any, n_slots: int) -> Any:
+        """A ``run`` for the shim that starts at the head: the pass up to the layer
+        runs here once, without a graph, and stops there."""
+        found: list[Tensor] = []
+
+        def stop(_slot: int, t: Tensor) -> Tensor:
+            found.append(t)
+            raise StopForward
+
+        with self.shim.no_grad():
+            try:
+                run(source, stop)
+            except StopForward:
+                pass
+        if len(found) != 1 or n_slots != 1:
+            return None
+        act = found[0]
+
+        def run_head(_xi: Tensor, tap: Any) -> Tensor:
+            return self._scores(self.shim.call(head, tap(0, act)))
+
+        return run_head
+
     def gradients(
         self,
         x: Tensor,
@@ -206,6 +273,8 @@ class KerasAdapter:
         cut = cut_at_layer and not wrt_input and len(layers) == 1
         watch, bounds, slots = self._slots(x, layers)
         seen = [0] * len(slots)
+        tapped = replace is not None and any(
+            layer is layer_of(replace[0]) for layer, _pre in watch)
 
         def run(xi: Tensor, tap: Any) -> Tensor:
             def on_output(pos: int, call_no: int, t: Tensor) -> Tensor:
@@ -222,13 +291,16 @@ class KerasAdapter:
                 if replace is None:
                     return self._scores(self._call(xi))
                 # the replacement is what the shim differentiates with respect to
-                with self._replacing(replace, xi):
+                with self._replacing(replace, xi, tapped):
                     return self._scores(self._call(x))
 
+        source = x if replace is None else replace[1]
+        head = self._head(layers[0]) if cut else None
         try:
+            # with a head, the part before the layer runs once here, untraced
+            cut_run = self._cut_run(run, source, head, len(slots)) if head is not None else None
             scores_np, rounds, acts = self.shim.gradients(
-                run, x if replace is None else replace[1], cotangents, wrt_input=wrt_input,
-                slots=slots, cut=cut,
+                cut_run or run, source, cotangents, wrt_input=wrt_input, slots=slots, cut=cut,
             )
         except ValueError as exc:
             if isinstance(exc, ExplanationError):

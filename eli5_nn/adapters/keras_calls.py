@@ -124,6 +124,25 @@ def _wrap(
 
 
 @contextmanager
+def substituted(layer: Any, value: Any, check: Callable[[Any], None]) -> Iterator[None]:
+    """While active, ``layer`` (called by this thread) returns ``value`` without
+    running: ``check(inputs)`` sees the call's first input and raises where
+    ``value`` does not fit it. For a layer with one tensor output (an embedding
+    lookup) whose output is replaced anyway."""
+    owner = threading.get_ident()
+    original = layer.call
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != owner:
+            return original(*args, **kwargs)
+        check(args[0] if args else next(iter(kwargs.values())))
+        return value
+
+    with swapped_call(layer, wrapped):
+        yield
+
+
+@contextmanager
 def reading_attention(
     layer: Any, ref: LayerRef, ask: bool, found: list[tuple[LayerRef, Tensor]]
 ) -> Iterator[None]:
@@ -183,4 +202,4 @@ def unreachable(name: str, model_name: str) -> str:
 
 
 __all__ = ["OnOutput", "PreActivation", "attention_calls", "intercept", "layer_of",
-           "reading_attention", "swapped_call", "unreachable"]
+           "reading_attention", "substituted", "swapped_call", "unreachable"]

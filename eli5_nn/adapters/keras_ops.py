@@ -79,10 +79,21 @@ class KerasOps:
         dtype = keras.backend.standardize_dtype(x.dtype)
         if "float" not in dtype:
             return True
+        host = _host_view()
+        try:
+            arr = host(x) if host is not None else None
+            if arr is not None:  # on the CPU: numpy reads it in place (0.03 ms, not 0.2-1.2)
+                return bool(np.isfinite(arr).all())
+        except TypeError:  # a dtype numpy does not know (bfloat16 on torch)
+            pass
         return bool(K.convert_to_numpy(K.all(K.isfinite(x))))
 
     def shape(self, x: Tensor) -> tuple[int, ...]:
-        return tuple(int(s) for s in K.shape(x))
+        # a tensor's own static shape: ``keras.ops.shape`` costs 30 us a call on TensorFlow
+        try:
+            return tuple(int(s) for s in x.shape)
+        except (AttributeError, TypeError):  # an unknown dimension: ask the backend
+            return tuple(int(s) for s in K.shape(x))
 
 
 TakeFn = Callable[[Tensor, np.ndarray, int], Tensor]
@@ -95,6 +106,18 @@ def _native_take() -> TakeFn | None:
     TensorFlow, 2 ms on JAX, where the gather itself takes well under 1 ms)."""
     try:
         return cast(TakeFn, keras_backends.load(keras.backend.backend()).take)
+    except Eli5NNTypeError:
+        return None
+
+
+HostFn = Callable[[Tensor], "np.ndarray | None"]
+
+
+@functools.cache
+def _host_view() -> HostFn | None:
+    """The backend shim's numpy view of a tensor that lives on the CPU (None elsewhere)."""
+    try:
+        return cast(HostFn, keras_backends.load(keras.backend.backend()).host_view)
     except Eli5NNTypeError:
         return None
 

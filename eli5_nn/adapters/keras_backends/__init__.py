@@ -7,6 +7,8 @@ Every module here defines:
 * ``no_grad()`` - a context in which a forward pass builds no graph;
 * ``CPU_BUDGET_SCALE`` - this backend's CPU pass budget as a multiple of the shared one;
 * ``take(x, indices, axis)`` - the backend's own gather (non-negative numpy indices);
+* ``host_view(x)`` - ``x`` as numpy where it lives on the CPU (no copy where the
+  backend allows), else None;
 * ``gradients(run, x, cotangents, *, wrt_input, slots, cut)`` - one forward
   pass through ``run(x, tap)``, then one backward round per cotangent. ``tap``
   is handed every intercepted layer output (``tap(slot, tensor) -> tensor``)

@@ -21,6 +21,10 @@ from . import GradientsResult, Rounds, Run, Slots
 
 #: the CPU pass budget of this backend, as a multiple of the shared one
 CPU_BUDGET_SCALE = 1.0
+#: ``jax.vjp`` traces every operation of a pass, also those before a cut layer: the
+#: adapter runs that part first without a trace, then differentiates a model of the
+#: rest where the graph allows (Grad-CAM on a ResNet at 224x224: 20 ms less of 75)
+HEAD_AFTER_CUT = True
 
 
 def call(model: Any, x: Tensor) -> Any:
@@ -56,7 +60,8 @@ def gradients(
                     "was recorded"
                 )
             acts[slot] = t
-            return t + ds[slot].astype(t.dtype)
+            d = ds[slot]
+            return t + (d if d.dtype == t.dtype else d.astype(t.dtype))
 
         return run(xp, tap), acts
 
@@ -78,3 +83,11 @@ def gradients(
 def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
     """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
     return jnp.take(x, indices.astype(np.int32), axis=axis)
+
+
+def host_view(x: Tensor) -> np.ndarray | None:
+    """``x`` as numpy without a copy where it lives on the CPU, else None."""
+    devices = getattr(x, "devices", None)
+    if devices is None or not all(d.platform == "cpu" for d in devices()):
+        return None
+    return np.asarray(x)

@@ -66,3 +66,10 @@ def gradients(
 def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
     """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
     return tf.gather(x, indices.astype(np.int32), axis=axis)
+
+
+def host_view(x: Tensor) -> np.ndarray | None:
+    """``x`` as numpy where it lives on the CPU (eager), else None."""
+    if "CPU" not in str(getattr(x, "device", "")) or not hasattr(x, "numpy"):
+        return None
+    return np.asarray(x.numpy())

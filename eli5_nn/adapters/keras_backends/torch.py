@@ -56,3 +56,10 @@ def take(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
     """Rows ``indices`` (non-negative) of ``x`` along ``axis``."""
     idx = torch.as_tensor(indices, dtype=torch.long, device=x.device)
     return torch.index_select(x, axis % x.dim(), idx)
+
+
+def host_view(x: Tensor) -> np.ndarray | None:
+    """``x`` as numpy without a copy where it lives on the CPU, else None."""
+    if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
+        return None
+    return x.detach().numpy()
