@@ -10,7 +10,7 @@ from ..adapters.base import Tensor
 from ..errors import Eli5NNTypeError, ExplanationError
 from ..targets import baseline_batch_shape, parse_baseline
 from .batching import forward_inputs, forward_rows, gradient_pass, integrate
-from .context import MethodContext, MethodResult
+from .context import MethodContext, MethodResult, Rows
 from .matched import MatchedSum
 from .quadrature import MATCHED, RULES, nodes
 from .registry import register
@@ -133,9 +133,18 @@ def integrated_gradients(ctx: MethodContext) -> MethodResult:
     steps, rule = int(ctx.arg("steps")), str(ctx.arg("quadrature"))
     alphas = nodes(rule, steps)
     ops = ctx.adapter.ops
-    scores, rows = forward_rows(ctx)
-    x_rows = ops.take(ctx.x, rows.doc, axis=0)
-    base = _baseline_rows(ctx, ctx.params.get("baseline"), rows.doc)
+    # the docs and their baselines in one forward pass (the baselines' scores serve
+    # the completeness check)
+    n = ctx.n_docs
+    docs = np.arange(n)
+    base_docs = _baseline_rows(ctx, ctx.params.get("baseline"), docs)
+    both = forward_inputs(ctx, ops.concat([ctx.x, base_docs], axis=0), np.r_[docs, docs])
+    scores = both[:n]
+    rows = Rows.from_targets(ctx.resolve_targets(scores, list(range(n))))
+    if np.array_equal(rows.doc, docs):  # one row per doc, in order: no copies
+        x_rows, base = ctx.x, base_docs
+    else:
+        x_rows, base = ops.take(ctx.x, rows.doc, axis=0), ops.take(base_docs, rows.doc)
     delta = x_rows - base
     if rule == MATCHED:  # weights from the passes' own scores and slopes
         weights, acc = np.ones(len(alphas)), MatchedSum(ctx, delta, len(rows), len(alphas))
@@ -150,9 +159,8 @@ def integrated_gradients(ctx: MethodContext) -> MethodResult:
     path = integrate(ctx, rows, samples, weights, "Integrated Gradients", acc)
     attribution = delta * path
     # completeness check: sum(attribution) vs sign * (f(x) - f(baseline))
-    f_base = forward_inputs(ctx, base, rows.doc)
-    idx = np.arange(len(rows))
-    expected = ctx.sign * (scores[rows.doc, rows.cls] - f_base[idx, rows.cls])
+    f_base = both[n:]
+    expected = ctx.sign * (scores[rows.doc, rows.cls] - f_base[rows.doc, rows.cls])
     total = ops.to_numpy(ops.sum(attribution, axis=tuple(range(1, ndim))))
     err = np.abs(total - expected)
     rel = float(np.max(err / np.maximum(np.abs(expected), 1e-12))) if len(err) else 0.0
