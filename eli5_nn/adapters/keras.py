@@ -358,7 +358,9 @@ class KerasAdapter:
             [(layer, False) for layer in self._all], on_output
         ):
             self._scores(self._call(x[:1]))
-        record = {"order": order, "calls": calls}
+        # every layer output's elements per row, for bytes_per_row
+        elements = sum(int(np.prod(shape)) for _pos, shape in order)
+        record = {"order": order, "calls": calls, "elements": elements}
         cache[key] = record
         return dict(record)
 
@@ -442,7 +444,7 @@ class KerasAdapter:
         if isinstance(x, ModelInput):
             x = x.ids
         item = np.dtype(keras.backend.standardize_dtype(x.dtype)).itemsize
-        acts = sum(int(np.prod(shape)) for _pos, shape in record["order"])
+        acts = int(record["elements"])
         # The sum of every layer output overcounts what a tape keeps (element-wise
         # layers share or drop theirs); 1.25× it matches what PyTorch's saved-tensor
         # hooks measure on the same networks (the torch adapter's estimate).
