@@ -1,24 +1,23 @@
-"""``explain_dataset(..., engine="ray")``: the shards explained by a pool of Ray actors.
+"""``explain_dataset(..., engine="ray")``: the shards explained by Ray Data actors.
 
-Each :class:`ShardWorker` actor loads the model once (with ``num_gpus`` GPUs where
-asked), reads its items from the source, explains them with the same
-:class:`~eli5_nn.datasets.DatasetExplainer` as the local engine and writes the shard's
-Parquet file itself, so the files are the same as a local run's. The driver hands each
-actor one unfinished shard at a time and the next one as soon as it reports back
-(``ray.wait``), so no actor idles while shards remain and none holds a queue of them
-at the end. (``ray.data``'s ``map_batches`` over the shard ranges hands out blocks on its
-streaming executor's cadence: with one task in flight per actor, each actor waited about
-0.17 s between shards, against 3 ms here; with two, a slow actor held shards that an idle
-one could have taken.) Ray restarts an actor that dies and retries its shard; a shard is
-only renamed into place when complete, so nothing is lost or written twice.
+The unfinished shards become a ``ray.data`` dataset of item ranges; ``map_batches``
+hands them to a pool of :class:`ShardTask` actors, two ranges in flight per actor so
+that the next one is waiting when an actor finishes (with one, each actor idled about
+0.17 s between shards on the streaming executor's cadence). Each actor loads the model
+once (with ``num_gpus`` GPUs where asked), reads its items from the source, explains them
+with the same :class:`~eli5_nn.datasets.DatasetExplainer` as the local engine and writes
+the shard's Parquet file itself, so the files are the same as a local run's. Ray
+restarts an actor that dies and retries its task; a shard is only renamed into place
+when complete, so nothing is lost or written twice.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import ExplanationError
 from . import store
@@ -45,8 +44,11 @@ def explain_range(explainer: DatasetExplainer, source: Any, start: int, end: int
         raise
 
 
-class ShardWorker:
-    """A Ray actor's work: explain whole shards, one per :meth:`explain` call.
+class ShardTask:
+    """A Ray Data actor's work: ``map_batches`` calls it on batches of shard ranges
+    (``{"start", "end"}`` columns); it explains each range into its shard and returns
+    one row per shard (its name, numbers of items and errors, when it was done, and the
+    worker).
 
     ``model_ref`` and ``source_ref`` hold a Ray object reference (in a list, so that Ray
     passes the reference and the actor fetches the object once).
@@ -72,6 +74,12 @@ class ShardWorker:
                                        self.chunk_size, self.out)
         return name, n, k, time.time(), store.worker_name()
 
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.explain(s, e) for s, e in
+                zip(batch["start"].tolist(), batch["end"].tolist(), strict=True)]
+        return {key: np.array([r[i] for r in rows])
+                for i, key in enumerate(("shard", "n_items", "n_errors", "done_at", "worker"))}
+
 
 def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run: Any,
             shard_size: int, chunk_size: int, *, address: str | None, workers: int | None,
@@ -92,10 +100,9 @@ def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run:
     started = not ray.is_initialized()
     if started:
         ray.init(address=address)
-    actors: list[Any] = []
     try:
         finished = store.finished_shards(run.out)
-        todo: deque[tuple[int, int]] = deque()
+        todo: list[tuple[int, int]] = []
         for s in range(0, source.n_items, shard_size):
             e = min(s + shard_size, source.n_items)
             if s in finished:
@@ -105,25 +112,26 @@ def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run:
         if not todo:
             return
         n_workers = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        # a worker that dies is restarted (its constructor rerun) and its shard retried
-        actor_class = ray.remote(ShardWorker).options(
-            num_cpus=1, num_gpus=num_gpus or 0, max_restarts=-1, max_task_retries=-1)
-        refs = {"model_ref": [ray.put(model)], "source_ref": [ray.put(source)]}
-        actors = [actor_class.remote(**refs, method=method, settings=settings,
-                                     out=str(run.out.resolve()), chunk_size=chunk_size)
-                  for _ in range(min(n_workers, len(todo)))]
+        ds = ray.data.from_items([{"start": s, "end": e} for s, e in todo],
+                                 override_num_blocks=len(todo))
+        out = ds.map_batches(
+            ShardTask, batch_size=1, num_cpus=1, num_gpus=num_gpus or 0,
+            compute=ray.data.ActorPoolStrategy(
+                size=min(n_workers, len(todo)),
+                max_tasks_in_flight_per_actor=2),
+            fn_constructor_kwargs={
+                "model_ref": [ray.put(model)], "source_ref": [ray.put(source)],
+                "method": method, "settings": settings, "out": str(run.out.resolve()),
+                "chunk_size": chunk_size,
+            },
+        )
         total = sum(e - s for s, e in todo)
-        running = {actor.explain.remote(*todo.popleft()): actor for actor in actors}
         with tqdm(total=total, unit="item", disable=progress is False,
                   desc=f"explain_dataset {run.out.name} (ray)") as bar:
-            while running:
-                (ref,), _ = ray.wait(list(running), num_returns=1)
-                actor = running.pop(ref)
-                if todo:  # the next shard before anything else, so the actor hardly waits
-                    running[actor.explain.remote(*todo.popleft())] = actor
-                name, n, k, done_at, worker = ray.get(ref)
+            for row in out.iter_rows():
+                name, n, k = str(row["shard"]), int(row["n_items"]), int(row["n_errors"])
                 run.shards_written.append(name)
-                run.finished_at.append((name, n, done_at, worker))
+                run.finished_at.append((name, n, float(row["done_at"]), str(row["worker"])))
                 run.n_items += n
                 run.n_errors += k
                 bar.update(n)
@@ -131,7 +139,5 @@ def run_ray(model: Any, method: str, settings: dict[str, Any], source: Any, run:
         for p in run.out.glob(".*.tmp"):  # left by workers that died; their shards got redone
             p.unlink(missing_ok=True)
     finally:
-        for actor in actors:
-            ray.kill(actor)
         if started:
             ray.shutdown()

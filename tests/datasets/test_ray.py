@@ -101,19 +101,21 @@ def test_ray_equals_the_local_engine(local_ray, x, tmp_path):
     assert again.shards_written == [] and len(again.shards_skipped) == 4
 
 
-def test_each_worker_gets_one_shard_at_a_time(local_ray, x, tmp_path):
-    # a worker that falls behind holds only the shard it is on: the others take the rest
+def test_a_worker_that_falls_behind_holds_at_most_the_shards_in_flight(local_ray, x, tmp_path):
+    # two ranges in flight per actor: a worker that falls behind holds the shard it is on
+    # and at most one waiting; the other worker takes the rest, and each shard records
+    # the worker that wrote it
     marker = tmp_path / "slow"
     run = explain_dataset(SlowOnce(str(marker)), x, out=tmp_path / "ray", engine="ray",
                           workers=2, method="gradient", shard_size=4, progress=False)
     slow = f"{socket.gethostname()}:{marker.read_text()}"
     by_worker = [f[3] for f in run.finished_at]
-    assert len(set(by_worker)) == 2 and by_worker.count(slow) == 1
-    assert run.finished_at[-1][3] == slow  # it reported last, after the other did 4 shards
+    assert len(set(by_worker)) == 2 and 1 <= by_worker.count(slow) <= 2
     assert sorted(f[0] for f in run.finished_at) == run.shards_written
     local = explain_dataset(make_model(), x, out=tmp_path / "local", method="gradient",
                             shard_size=4, progress=False)
     assert {f[3] for f in local.finished_at} == {f"{socket.gethostname()}:{os.getpid()}"}
+    _assert_same_rows(tmp_path / "local", tmp_path / "ray")
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost(local_ray, x, tmp_path):
