@@ -127,16 +127,8 @@ class MethodContext:
         budget = self.adapter.pass_budget_bytes()
         if forward_only:
             cap = self.adapter.max_forward_rows  # Keras: recurrent layers want bigger chunks
-            return _even(n_units, int(max(1, min(cap, n_units, 3 * budget // per_row))))
-        return _even(n_units, int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row))))
-
-
-def _even(n_units: int, chunk: int) -> int:
-    """The chunk that makes as many passes as ``chunk`` would over ``n_units``, in sizes
-    as equal as possible: 50 units in chunks of at most 21 become 17 + 17 + 16, not
-    21 + 21 + 8 (a small last pass costs its whole call overhead for little work)."""
-    passes = -(-n_units // chunk)
-    return -(-n_units // passes)
+            return int(max(1, min(cap, n_units, 3 * budget // per_row)))
+        return int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row)))
 
 
 @dataclass
