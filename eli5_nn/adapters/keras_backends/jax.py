@@ -26,6 +26,11 @@ CPU_BUDGET_SCALE = 1.0
 #: rest where the graph allows (Grad-CAM on a ResNet at 224x224: 20 ms less of 75)
 HEAD_AFTER_CUT = True
 
+#: the bytes of one automatic pass without a graph (rows x bytes_per_row) for a model
+#: without recurrent layers: XLA's CPU convolutions slow down per row past a few tens
+#: of MB a pass (text CNN occlusion: 117 ms in chunks of 256 rows of 130 kB, 210 ms in
+#: one of 1900; with rows 4x wider the best chunk is about 4x smaller)
+FORWARD_CHUNK_BYTES: int | None = 32 << 20
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x``, through ``model.stateless_call`` (inference mode)."""

@@ -20,6 +20,11 @@ from . import GradientsResult, Rounds, Run, Slots
 #: the CPU pass budget of this backend, as a multiple of the shared one
 CPU_BUDGET_SCALE = 1.0
 
+#: the bytes of one automatic pass without a graph (rows x bytes_per_row) for a model
+#: without recurrent layers: torch's CPU convolutions slow down per row past a few tens
+#: of MB a pass (text CNN occlusion: 2.6x the floor's time in one chunk of 1900 rows of
+#: 130 kB, 1.1x in chunks of 256)
+FORWARD_CHUNK_BYTES: int | None = 32 << 20
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x`` in inference mode."""
