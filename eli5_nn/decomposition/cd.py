@@ -87,6 +87,13 @@ def _model_device(model: nn.Module, x: torch.Tensor) -> torch.device:
     return x.device
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or infinity in ``t``: a finite sum says so in one pass without a
+    temporary (NaN and infinities carry into the sum); only a sum that overflows
+    or cancels to NaN needs the element-wise check."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def _prepare(model: nn.Module, x: Any, relevant_mask: Any
              ) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(model, nn.Module):
@@ -116,10 +123,10 @@ def _prepare(model: nn.Module, x: Any, relevant_mask: Any
                 f"the {what} must have batch size {n} or 1 (broadcast)"
             )
     if xt.is_floating_point():
-        if not torch.isfinite(xt).all():
+        if not _all_finite(xt):
             raise ValueError("the input contains NaN or infinite values")
         mask = mask.to(xt.dtype)
-    if not torch.isfinite(mask).all():
+    if not _all_finite(mask):
         raise ValueError("relevant_mask contains NaN or infinite values")
     return xt.expand(n, *xt.shape[1:]), mask.expand(n, *mask.shape[1:])
 
@@ -176,12 +183,13 @@ def contextual_decomposition(
     cx = Context(batch=n, mask_share=share.to(xt.dtype) if xt.is_floating_point() else share)
     if xt.is_floating_point():
         rel = xt * mask
-        source: Any = Parts(rel, xt - rel)
+        source: Any = Parts(rel, xt - rel, fresh=True)
     else:
         source = TokenIds(xt, mask)
     extras = [_as_tensor(e, xt, "extra_inputs") if isinstance(e, np.ndarray) else e
               for e in extra_inputs]
     env: dict[fx.Node, Any] = {}
+    stored: set[int] = set()  # every Parts object held in env, by id
     placeholders = 0
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -202,6 +210,7 @@ def contextual_decomposition(
         args = fx.node.map_arg(node.args, lambda a: env[a])
         kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
         env[node] = _run_node(gm, node, args, kwargs, cx, env)
+        _mark_stored(env[node], stored)
     raise DecompositionError("the traced graph has no output")
 
 
@@ -223,6 +232,7 @@ def _run_node(gm: fx.GraphModule, node: fx.Node, args: Any, kwargs: Any, cx: Con
         if node.op == "call_method":
             return getattr(a[0], str(node.target))(*a[1:], **k)
         return node.target(*a, **k)  # type: ignore[operator]
+    cx.consumable = _consumable(node, env)
     if node.op == "call_module":
         assert mod is not None
         rule = module_rule(mod)
@@ -242,9 +252,37 @@ def _run_node(gm: fx.GraphModule, node: fx.Node, args: Any, kwargs: Any, cx: Con
                 f"{node.name!r}); it cannot be decomposed, so the model cannot be explained by CD"
             )
         out = found(cx, *args, **kwargs)
+    cx.consumable = None
     if _is_inplace(node, mod) and node.args and isinstance(node.args[0], fx.Node):
         env[node.args[0]] = out
+        if isinstance(out, Parts) and len(node.args[0].users) > 1:
+            out.fresh = False  # the argument's other users read it too
     return out
+
+
+def _mark_stored(value: Any, stored: set[int]) -> None:
+    """A ``Parts`` object that env holds a second time (a pass-through rule such
+    as Identity returned its argument) is no longer fresh: two nodes share it."""
+    if isinstance(value, Parts):
+        if id(value) in stored:
+            value.fresh = False
+        stored.add(id(value))
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _mark_stored(v, stored)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _mark_stored(v, stored)
+
+
+def _consumable(node: fx.Node, env: dict[fx.Node, Any]) -> Parts | None:
+    """The node's first argument when the node is its only user and it is a
+    fresh ``Parts``: nothing else reads it, so its rule may overwrite it."""
+    first = node.args[0] if node.args else None
+    if not isinstance(first, fx.Node) or len(first.users) != 1:
+        return None
+    value = env.get(first)
+    return value if isinstance(value, Parts) and value.fresh else None
 
 
 def _function_rule(target: Any) -> Any:

@@ -33,7 +33,9 @@ def linear_parts(cx: Context, x: Parts, fn: Callable[[torch.Tensor], torch.Tenso
                  bias: torch.Tensor | None) -> Parts:
     """``fn`` (linear, no offset) on both parts, then ``bias`` split between them."""
     out = x.map(fn)
-    return out if bias is None else split_bias(out.rel, out.irr, bias, cx, fresh=True)
+    if bias is None:
+        return Parts(out.rel, out.irr, fresh=True)  # fn's outputs are new tensors
+    return split_bias(out.rel, out.irr, bias, cx, fresh=True)
 
 
 def _batch_norm(cx: Context, mod: nn.modules.batchnorm._BatchNorm, x: Parts) -> Parts:
@@ -81,11 +83,11 @@ def _module_max_pool(cx: Context, mod: nn.Module, x: Parts) -> Parts:
     nd = x.rel.dim() - 2
     if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
         fn: Callable[..., Any] = (F.adaptive_max_pool1d if nd == 1 else F.adaptive_max_pool2d)
-        _, idx = fn(x.total(), mod.output_size, return_indices=True)
+        _, idx = fn(cx.total(x), mod.output_size, return_indices=True)
     else:
         assert isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d))
         pool: Callable[..., Any] = F.max_pool1d if nd == 1 else F.max_pool2d
-        _, idx = pool(x.total(), mod.kernel_size, mod.stride, mod.padding, mod.dilation,
+        _, idx = pool(cx.total(x), mod.kernel_size, mod.stride, mod.padding, mod.dilation,
                       ceil_mode=mod.ceil_mode, return_indices=True)
     return gather_spatial(x, idx)
 
@@ -93,12 +95,16 @@ def _module_max_pool(cx: Context, mod: nn.Module, x: Parts) -> Parts:
 def _module_activation(act: Callable[..., torch.Tensor], kind: str) -> Rule:
     def rule(cx: Context, mod: nn.Module, x: Parts) -> Parts:
         if isinstance(mod, nn.LeakyReLU):
-            return relu_like(x, lambda t: F.leaky_relu(t, mod.negative_slope))
+            return relu_like(x, lambda t: F.leaky_relu(t, mod.negative_slope), cx,
+                             lambda t: F.leaky_relu(t, mod.negative_slope, inplace=True))
         if isinstance(mod, nn.ELU):
-            return relu_like(x, lambda t: F.elu(t, mod.alpha))
+            return relu_like(x, lambda t: F.elu(t, mod.alpha), cx,
+                             lambda t: F.elu(t, mod.alpha, inplace=True))
         if isinstance(mod, nn.GELU):
-            return relu_like(x, lambda t: F.gelu(t, approximate=mod.approximate))
-        return relu_like(x, act) if kind == "zero" else shapley_two(x, act, cx)
+            return relu_like(x, lambda t: F.gelu(t, approximate=mod.approximate), cx)
+        if kind == "zero":
+            return relu_like(x, act, cx, lambda t: act(t, inplace=True))
+        return shapley_two(x, act, cx)
 
     return rule
 

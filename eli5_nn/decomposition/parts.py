@@ -11,7 +11,7 @@ so that the two parts still add up to the activation exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,10 +22,17 @@ Act = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Parts:
-    """An activation split as ``rel + irr`` (same shape, same dtype)."""
+    """An activation split as ``rel + irr`` (same shape, same dtype).
+
+    ``fresh``: both tensors were just created by the rule that returned them and
+    are shared with nothing else (no view, no other ``Parts``), so the next
+    operation may overwrite them when it is their only user and no gradient is
+    recorded (see :meth:`Context.owns`).
+    """
 
     rel: torch.Tensor
     irr: torch.Tensor
+    fresh: bool = field(default=False, compare=False, repr=False)
 
     def total(self) -> torch.Tensor:
         """The activation itself."""
@@ -36,13 +43,60 @@ class Parts:
         return Parts(fn(self.rel), fn(self.irr))
 
 
+def needs_grad(*tensors: object) -> bool:
+    """Whether autograd records operations on any of ``tensors`` here (then no
+    tensor that takes part may be overwritten)."""
+    return torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
 @dataclass
 class Context:
     """What the rules need besides the parts: the batch size, and each row's
-    share of the relevant region in the input (the last resort for ties)."""
+    share of the relevant region in the input (the last resort for ties).
+
+    It also holds what makes one decomposition cheaper without changing its
+    result: scratch buffers for full-size temporaries that live only inside one
+    rule (reused from layer to layer instead of fresh memory each time), and
+    ``consumable``, the argument the running rule may overwrite (set by the
+    interpreter: a fresh value whose only user is this operation).
+    """
 
     batch: int
     mask_share: torch.Tensor  # (batch,)
+    consumable: Parts | None = field(default=None, repr=False)
+    _scratch: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = field(
+        default_factory=dict, repr=False)
+
+    def owns(self, p: Parts) -> bool:
+        """Whether the running rule may overwrite both tensors of ``p``."""
+        return p is self.consumable and p.fresh and not needs_grad(p.rel, p.irr)
+
+    def scratch(self, slot: int, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor with ``like``'s shape, dtype, device and memory
+        layout, valid until the rule that asked for it returns. Slots 0 and 1
+        are two independent buffers; each grows to the largest size asked for.
+        Never part of a result, never recorded by autograd."""
+        n = like.numel()
+        key = (slot, like.dtype, like.device)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < n:
+            self._scratch[key] = buf = torch.empty(n, dtype=like.dtype, device=like.device)
+        flat = buf[:n]
+        if like.is_contiguous():
+            return flat.view(like.shape)
+        if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+            b, c, h, w = like.shape
+            return flat.view(b, h, w, c).permute(0, 3, 1, 2)
+        return torch.empty_like(like)
+
+    def total(self, p: Parts) -> torch.Tensor:
+        """``rel + irr`` for use inside one rule only (a scratch buffer when no
+        gradient is recorded)."""
+        if needs_grad(p.rel, p.irr) or p.rel.shape != p.irr.shape \
+                or p.rel.dtype != p.irr.dtype:
+            return p.total()
+        return torch.add(p.rel, p.irr, out=self.scratch(0, p.rel))
 
     def share(self, rel: torch.Tensor, irr: torch.Tensor) -> torch.Tensor:
         """Each row's relevant share of ``|rel| + |irr|``, broadcastable to ``rel``.
@@ -79,29 +133,51 @@ def split_bias(rel: torch.Tensor, irr: torch.Tensor, bias: torch.Tensor | float,
     parts of a conv layer's output are the largest tensors CD handles).
     """
     b = torch.as_tensor(bias, dtype=rel.dtype, device=rel.device)
-    grad = torch.is_grad_enabled() and (rel.requires_grad or irr.requires_grad
-                                        or b.requires_grad)
-    a, den = rel.abs(), irr.abs()
+    grad = needs_grad(rel, irr, b)
     if grad:
-        den = den + a
+        a = rel.abs()
+        den = irr.abs() + a
         w = a / den
     else:
+        if rel.shape == irr.shape and rel.dtype == irr.dtype:
+            # |rel| and |irr| live only inside this rule: reuse the scratch buffers
+            a = torch.abs(rel, out=cx.scratch(0, rel))
+            den = torch.abs(irr, out=cx.scratch(1, irr))
+        else:
+            a, den = rel.abs(), irr.abs()
         w = a.div_(den.add_(a))  # 0 / 0 = nan where both parts are zero, replaced below
     if den.numel() and bool(den.amin() <= 0):
         w = torch.where(den > 0, w, cx.share(rel, irr).to(rel.dtype))
-    if fresh and not grad and torch.broadcast_shapes(rel.shape, b.shape) == rel.shape:
-        return Parts(rel.addcmul_(w, b), irr.add_(b).addcmul_(w, b, value=-1))
-    return Parts(torch.addcmul(rel, w, b), torch.addcmul(irr + b, w, b, value=-1))
+    if fresh and not grad and torch.broadcast_shapes(rel.shape, b.shape) == rel.shape \
+            and rel.dtype == irr.dtype == w.dtype:
+        return Parts(rel.addcmul_(w, b), irr.add_(b).addcmul_(w, b, value=-1), fresh=True)
+    return Parts(torch.addcmul(rel, w, b), torch.addcmul(irr + b, w, b, value=-1), fresh=True)
 
 
-def relu_like(p: Parts, act: Act) -> Parts:
+def relu_like(p: Parts, act: Act, cx: Context | None = None, act_: Act | None = None
+              ) -> Parts:
     """Activations with ``f(0) = 0`` (ReLU, LeakyReLU...): ``rel -> f(rel)``,
-    ``irr -> f(rel + irr) - f(rel)`` (Singh et al.)."""
+    ``irr -> f(rel + irr) - f(rel)`` (Singh et al.).
+
+    ``act_``: the same activation in place. With it, parts the rule owns
+    (``cx.owns(p)``) are overwritten and no memory is taken; otherwise
+    ``rel + irr`` goes to a scratch buffer when no gradient is recorded.
+    """
+    if cx is None or needs_grad(p.rel, p.irr):
+        rel = act(p.rel)
+        full = act(p.total())
+        if needs_grad(full):
+            return Parts(rel, full - rel, fresh=True)
+        return Parts(rel, full.sub_(rel), fresh=True)  # act's output is its own new tensor
+    if act_ is not None and cx.owns(p) and p.rel.shape == p.irr.shape:
+        full = act_(p.irr.add_(p.rel))  # irr becomes rel + irr, then f(rel + irr)
+        rel = act_(p.rel)
+        return Parts(rel, full.sub_(rel), fresh=True)
     rel = act(p.rel)
-    full = act(p.total())
-    if torch.is_grad_enabled() and full.requires_grad:
-        return Parts(rel, full - rel)
-    return Parts(rel, full.sub_(rel))  # act's output is its own new tensor
+    total = cx.total(p)  # a scratch buffer (or a new tensor): ours to overwrite
+    if act_ is not None:
+        return Parts(rel, torch.sub(act_(total), rel), fresh=True)
+    return Parts(rel, act(total).sub_(rel), fresh=True)
 
 
 def shapley_two(p: Parts, act: Act, cx: Context) -> Parts:
@@ -177,4 +253,4 @@ def gather_spatial(p: Parts, indices: torch.Tensor) -> Parts:
     def take(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(n, c, -1).gather(2, idx).reshape(indices.shape)
 
-    return Parts(take(p.rel), take(p.irr))
+    return Parts(take(p.rel), take(p.irr), fresh=True)

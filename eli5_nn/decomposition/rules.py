@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -142,7 +143,10 @@ def _conv_fn(conv: Callable[..., torch.Tensor], nd: int) -> Rule:
     return rule
 
 
-def _activation(act: Callable[[torch.Tensor], torch.Tensor], kind: str) -> Rule:
+def _activation(act: Callable[..., torch.Tensor], kind: str,
+                inplace: Callable[..., torch.Tensor] | None = None) -> Rule:
+    """``inplace``: the same activation, overwriting its argument."""
+
     def rule(cx: Context, x: Parts, *args: Any, **kwargs: Any) -> Parts:
         kwargs.pop("inplace", None)
         if args and isinstance(args[-1], bool):
@@ -151,7 +155,13 @@ def _activation(act: Callable[[torch.Tensor], torch.Tensor], kind: str) -> Rule:
         def f(t: torch.Tensor) -> torch.Tensor:
             return act(t, *args, **kwargs)
 
-        return relu_like(x, f) if kind == "zero" else shapley_two(x, f, cx)
+        def f_(t: torch.Tensor) -> torch.Tensor:
+            assert inplace is not None
+            return inplace(t, *args, **kwargs)
+
+        if kind == "zero":
+            return relu_like(x, f, cx, None if inplace is None else f_)
+        return shapley_two(x, f, cx)
 
     return rule
 
@@ -189,7 +199,7 @@ def _max_pool(fn: Callable[..., Any]) -> Rule:
     def rule(cx: Context, x: Parts, *args: Any, **kwargs: Any) -> Any:
         if kwargs.pop("return_indices", False):
             raise DecompositionError("max pooling with return_indices=True")
-        _, idx = fn(x.total(), *args, return_indices=True, **kwargs)
+        _, idx = fn(cx.total(x), *args, return_indices=True, **kwargs)
         return gather_spatial(x, idx)
 
     return rule
@@ -254,10 +264,13 @@ FUNCTION_RULES: dict[Any, Rule] = {
     torch.cat: _cat, torch.concat: _cat, torch.stack: _stack,
     F.linear: _linear,
     F.conv1d: _conv_fn(F.conv1d, 1), F.conv2d: _conv_fn(F.conv2d, 2),
-    F.relu: _activation(F.relu, "zero"), torch.relu: _activation(torch.relu, "zero"),
-    F.relu6: _activation(F.relu6, "zero"), F.leaky_relu: _activation(F.leaky_relu, "zero"),
-    F.elu: _activation(F.elu, "zero"), F.gelu: _activation(F.gelu, "zero"),
-    F.silu: _activation(F.silu, "zero"),
+    F.relu: _activation(F.relu, "zero", torch.relu_),
+    torch.relu: _activation(torch.relu, "zero", torch.relu_),
+    F.relu6: _activation(F.relu6, "zero", partial(F.relu6, inplace=True)),
+    F.leaky_relu: _activation(F.leaky_relu, "zero", partial(F.leaky_relu, inplace=True)),
+    F.elu: _activation(F.elu, "zero", partial(F.elu, inplace=True)),
+    F.gelu: _activation(F.gelu, "zero"),
+    F.silu: _activation(F.silu, "zero", partial(F.silu, inplace=True)),
     torch.tanh: _activation(torch.tanh, "shapley"), F.tanh: _activation(torch.tanh, "shapley"),
     torch.sigmoid: _activation(torch.sigmoid, "shapley"),
     F.sigmoid: _activation(torch.sigmoid, "shapley"),
@@ -273,7 +286,8 @@ METHOD_RULES: dict[str, Rule] = {
     **{name: _structural(_method(name)) for name in _STRUCTURAL_METHODS},
     "add": _add, "add_": _add, "sub": _sub, "sub_": _sub, "mul": _mul, "mul_": _mul,
     "div": _div, "div_": _div, "matmul": _matmul, "neg": _neg,
-    "relu": _activation(torch.relu, "zero"), "relu_": _activation(torch.relu, "zero"),
+    "relu": _activation(torch.relu, "zero", torch.relu_),
+    "relu_": _activation(torch.relu, "zero", torch.relu_),
     "tanh": _activation(torch.tanh, "shapley"), "tanh_": _activation(torch.tanh, "shapley"),
     "sigmoid": _activation(torch.sigmoid, "shapley"),
     "sigmoid_": _activation(torch.sigmoid, "shapley"),

@@ -283,3 +283,83 @@ def test_cd_method_on_images_sums_per_patch_to_the_patch_score():
     assert len(many) == 3
     with pytest.raises(ValueError, match="patch_size"):
         eli5_nn.explain_prediction_nn(model, x, method="cd", patch_size=0)
+
+
+# -- no gradient recorded: temporaries reused, fresh values overwritten in place ---------------
+class SharedValues(nn.Module):
+    """Values read by more than one operation, around activations that CD may run
+    in place: a conv output read twice, an Identity alias overwritten by the
+    model's own in-place ReLU, a value passed on as it is by an eval-mode
+    Dropout, an in-place sum, a view, every
+    ReLU-like activation, max pooling and a residual sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.same = nn.Identity()
+        self.drop = nn.Dropout(0.5)
+        self.relu = nn.ReLU()
+        self.relu_ = nn.ReLU(inplace=True)
+        self.acts = nn.ModuleList([nn.LeakyReLU(0.2, inplace=True), nn.ELU(), nn.GELU(),
+                                   nn.SiLU(), nn.ReLU6(inplace=True)])
+        self.fc = nn.Linear(6 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        a = self.relu(h)  # h is read again below
+        b = self.relu_(self.same(a - h))  # in place on an alias, as the model does
+        c = self.c2(a)
+        d = torch.relu(self.drop(c)) - c  # eval Dropout passes c itself: not its last reader
+        d = torch.relu(d + b) + d  # d is read twice
+        d += b
+        k = d.relu_()  # in place in the model: d is relu'd too
+        d = torch.nn.functional.silu(k) + d
+        d = sum(act(self.c2(d)) for act in self.acts)
+        p = torch.nn.functional.max_pool2d(d, 2)
+        v = p.view(p.shape[0], -1)
+        return self.fc(v.relu() + torch.relu(v))
+
+
+def test_no_gradient_gives_the_same_parts_as_with_gradients():
+    """Without autograd, CD reuses scratch memory and overwrites values only their
+    one reader sees; with it, every value is new. The parts must be the same."""
+    torch.manual_seed(0)
+    models = [SharedValues().double().eval()] + [
+        _inputs(name)[0] for name in ("resnetish", "functional", "two_branch", "plain_cnn")]
+    for model in models:
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(3, 3, 16, 16, generator=g, dtype=torch.float64)
+        mask = (torch.rand(3, 3, 16, 16, generator=g) > 0.5).double()
+        mask[0] = 0  # a row with nothing relevant: zero parts meet the bias
+        x0, mask0 = x.clone(), mask.clone()
+        with torch.enable_grad():
+            ref = contextual_decomposition(model, x, mask)
+        assert ref[0].requires_grad  # the reference took the out-of-place path
+        with torch.no_grad():
+            rel, irr = contextual_decomposition(model, x, mask)
+            out = model(x.clone())
+        assert torch.allclose(rel, ref[0], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(irr, ref[1], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(rel + irr, out, rtol=1e-10, atol=1e-10)
+        assert torch.equal(x, x0) and torch.equal(mask, mask0)
+
+
+def test_non_finite_inputs_are_refused_even_when_their_sum_is_finite_or_not():
+    model, x, mask = _inputs("plain_cnn")
+    big = torch.full_like(x, 1e308)  # finite values whose sum overflows: accepted
+    contextual_decomposition(model.float(), big.float().clamp(max=3e38), mask.float())
+    model.double()
+    for bad in (float("nan"), float("inf")):
+        y = x.clone()
+        y[0, 0, 0, 0] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            contextual_decomposition(model, y, mask)
+        m = mask.clone()
+        m[1, 2, 3, 4] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            contextual_decomposition(model, x, m)
+    y = x.clone()
+    y[0, 0, 0, :2] = torch.tensor([float("inf"), -float("inf")], dtype=x.dtype)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        contextual_decomposition(model, y, mask)
