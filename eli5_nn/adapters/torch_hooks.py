@@ -75,17 +75,47 @@ def replacing(
     module = ref.handle
     assert isinstance(module, nn.Module)
 
+    def mismatch(shape: tuple[int, ...] | None) -> ExplanationError:
+        return ExplanationError(
+            f"layer {ref.name!r} outputs shape {shape}; its replacement has shape "
+            f"{tuple(new.shape)}"
+        )
+
+    if type(module).forward is nn.Embedding.forward:
+        return _skipping_lookup(module, new, mismatch)
+
     def hook(_m: nn.Module, _i: Any, out: Any) -> Any:
         old = first_tensor(out)
         if old is None or tuple(old.shape) != tuple(new.shape):
-            raise ExplanationError(
-                f"layer {ref.name!r} outputs shape "
-                f"{None if old is None else tuple(old.shape)}; its replacement has shape "
-                f"{tuple(new.shape)}"
-            )
+            raise mismatch(None if old is None else tuple(old.shape))
         return replace_first(out, new)
 
     return forward_hook(module, hook)
+
+
+@contextmanager
+def _skipping_lookup(module: nn.Module, new: torch.Tensor,
+                     mismatch: Callable[[tuple[int, ...]], ExplanationError]) -> Iterator[None]:
+    """An ``nn.Embedding`` whose output is replaced does not look its ids up: its
+    ``forward`` returns the replacement for the ``with`` block (the module's hooks
+    still run), and the class's own ``forward`` is back afterwards."""
+    dim = int(getattr(module, "embedding_dim", -1))
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        shape = (*ids.shape, dim)
+        if shape != tuple(new.shape):
+            raise mismatch(shape)
+        return new
+
+    own = module.__dict__.get("forward")
+    module.forward = forward
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
 
 
 __all__ = ["check_hookable", "first_tensor", "forward_hook", "hooks", "replace_first",

@@ -116,3 +116,107 @@ def test_layers_nobody_writes_into_are_not_copied():
     explain(model, torch.rand(1, 3, 16, 16), method="grad-cam", layer="layers", targets=[1])
     flags = [v for k, v in common.model_cache(model).items() if k[0] == "copy-tapped"]
     assert flags == []
+
+
+class _SeesLayout(nn.Module):
+    """A small CNN that records whether its input arrived channels-last; ``flatten``
+    chooses how the feature map is flattened: ``"reshape"`` (any layout),
+    ``"view"`` (fails on a channels-last map) or ``"raw"`` (reads the storage as
+    if it were contiguous: right on a contiguous input only)."""
+
+    def __init__(self, flatten: str = "reshape") -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+        self.flatten = flatten
+        self.seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.is_contiguous(memory_format=torch.channels_last)
+                         and not x.is_contiguous())
+        h = self.conv(x).relu()
+        if self.flatten == "view":
+            h = h.view(h.shape[0], -1)
+        elif self.flatten == "raw":
+            h = h.as_strided((h.shape[0], h[0].numel()), (h[0].numel(), 1))
+        else:
+            h = h.reshape(h.shape[0], -1)
+        return self.fc(h)
+
+
+def _hand_gradient(model: nn.Module, x: torch.Tensor, c: int) -> np.ndarray:
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xi)[0, c], xi)
+    return g[0].numpy()
+
+
+@pytest.mark.parametrize("flatten, fast", [("reshape", True), ("view", False),
+                                           ("raw", False)])
+def test_cpu_images_go_channels_last_only_where_the_model_agrees(flatten, fast):
+    """Convolutional models get CPU images channels-last (faster in oneDNN) where
+    one row run both ways gives the same scores; a model that cannot take that
+    layout (``view``) or reads memory as if contiguous gets the plain layout. The
+    gradient equals the hand computation either way; the weights keep their
+    layout."""
+    from eli5_nn import explain_prediction_nn as explain
+
+    model = _SeesLayout(flatten).eval()
+    x = torch.randn(1, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    t = explain(model, x, method="gradient-x-input", targets=[1]).targets[0]
+    model.seen.clear()
+    t2 = explain(model, x, method="gradient-x-input", targets=[1]).targets[0]
+    assert any(model.seen) is fast  # the second call: the decision is remembered
+    assert all(model.seen) is fast
+    model.seen.clear()
+    expected = _hand_gradient(model, x, 1) * x[0].numpy()
+    np.testing.assert_allclose(t.attribution, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t2.attribution, expected, rtol=1e-5, atol=1e-6)
+    assert model.conv.weight.is_contiguous()
+
+
+def test_text_and_3d_inputs_keep_their_layout():
+    """Only (N, C, H, W) images are candidates: a model on (N, C, L) sequences
+    is passed its input as it is."""
+    from eli5_nn import explain_prediction_nn as explain
+
+    seen: list[bool] = []
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6, 2))
+    model.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous()))
+    explain(model.eval(), torch.randn(1, 2, 8), method="gradient", targets=[0])
+    assert seen and all(seen)
+
+
+@pytest.mark.parametrize("method", ["gradient-x-input", "grad-cam"])
+def test_replaced_embedding_lookups_are_skipped(method, monkeypatch):
+    """Passes on embedding rows replace the embedding's output; an ``nn.Embedding``
+    does not look the ids up there (one lookup per call: the embedding rows
+    themselves). The result equals the hand computation and the module has no
+    ``forward`` of its own left behind."""
+    from eli5_nn import explain_prediction_nn as explain
+    from eli5_nn.demo_models import TextCNN
+
+    torch.manual_seed(0)
+    model = TextCNN(vocab=30, dim=4, channels=5).eval()
+    ids = torch.tensor([[3, 7, 1, 9, 2, 0]])
+    explain(model, ids, method=method, pad_value=0, targets=[1])  # traces, cached
+
+    lookups = []
+    real = torch.nn.functional.embedding
+    monkeypatch.setattr(torch.nn.functional, "embedding",
+                        lambda *a, **k: lookups.append(1) or real(*a, **k))
+    t = explain(model, ids, method=method, pad_value=0, targets=[1]).targets[0]
+    monkeypatch.undo()
+    assert len(lookups) == 1
+    assert "forward" not in vars(model.embedding)
+    e = model.embedding(ids).detach().requires_grad_(True)
+    h = model.relu(model.conv(e.transpose(1, 2)))
+    if method == "grad-cam":
+        (g,) = torch.autograd.grad(model.fc(h.amax(dim=2))[0, 1], h)
+        cam = (g.mean(dim=2, keepdim=True) * h).sum(1).relu()[0, :5].detach().numpy()
+        np.testing.assert_allclose(t.heatmap, cam / cam.max(), rtol=1e-5, atol=1e-6)  # no pad
+    else:
+        (g,) = torch.autograd.grad(model.fc(h.amax(dim=2))[0, 1], e)
+        np.testing.assert_allclose(t.attribution, (g * e)[0].detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
