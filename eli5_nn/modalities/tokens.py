@@ -211,7 +211,11 @@ class TokenInput:
             use_relu = bool(relu)
         shown = np.clip(signed, 0, None) if use_relu else np.abs(signed)
         heat = normalise_rows(shown, keep)
-        return [RowMaps(signed[i][k], heat[i][k]) for i, k in enumerate(keep)]
+        # every row's kept positions in one boolean index, then split into rows (views)
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        flat_signed, flat_heat = signed[keep], heat[keep]
+        return [RowMaps(flat_signed[a:b], flat_heat[a:b])
+                for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
     def _doc_spans(self, d: int) -> Callable[[], text_mod.DocSpans]:
         """Where the real tokens of doc ``d`` sit: computed on the first call, then
