@@ -19,6 +19,12 @@ steps or samples in one pass, its default) against eli5-nn with its own
 (``batch_size`` from its memory budget), and both at the same batch size (the one
 eli5-nn picks). Calls alternate in one process after warm-up; the ratio of a row
 is the median of the per-round ratios ours ÷ Captum.
+
+On the CPU eli5-nn passes images to convolutional models in channels-last memory
+layout (where one row run both ways agrees), which oneDNN runs faster; Captum
+gets the input as the user has it (contiguous). The one-pass methods get a
+further row with Captum given the same channels-last input, which shows what
+the layout alone buys.
 """
 
 from __future__ import annotations
@@ -116,14 +122,17 @@ class Image:
         return lambda: eli5_nn.explain_prediction_nn(
             self.model, self.x, method=method, targets=[self.target], progress=False, **kw)
 
-    def captum_gradcam(self) -> torch.Tensor:
-        cam = self.gradcam.attribute(self.x, target=self.target, relu_attributions=True)
-        return F.interpolate(cam, self.x.shape[2:], mode="bilinear", align_corners=False)
+    def captum_gradcam(self, x: torch.Tensor) -> torch.Tensor:
+        cam = self.gradcam.attribute(x, target=self.target, relu_attributions=True)
+        return F.interpolate(cam, x.shape[2:], mode="bilinear", align_corners=False)
 
-    def captum(self, method: str, batch: int | None = None) -> Callable[[], Any]:
+    def captum(self, method: str, batch: int | None = None, channels_last: bool = False
+               ) -> Callable[[], Any]:
         x, t = self.x, self.target
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         calls: dict[str, Callable[[], Any]] = {
-            "grad-cam": self.captum_gradcam,
+            "grad-cam": lambda: self.captum_gradcam(x),
             "gradient": lambda: self.saliency.attribute(x, target=t),
             "gradient-x-input": lambda: self.ixg.attribute(x, target=t),
             "smoothgrad": lambda: self.nt.attribute(
@@ -144,6 +153,9 @@ def image_rows(size: int, repeat: int) -> list[dict[str, Any]]:
     for method in ("grad-cam", "gradient", "gradient-x-input"):
         o, c, r = paired(im.ours(method), im.captum(method), repeat)
         rows.append(captum_row(fw, method, o, c, r, "one pass"))
+        o, c, r = paired(im.ours(method), im.captum(method, channels_last=True), repeat)
+        rows.append(captum_row(fw, f"{method}, Captum channels-last", o, c, r,
+                               "one pass; Captum given the input in channels-last layout"))
     for method, n, kw in (("smoothgrad", SAMPLES, {"samples": SAMPLES, "noise": NOISE}),
                           ("integrated-gradients", STEPS, {"steps": STEPS})):
         chunk = auto_batch_size(im.model, im.x, n)

@@ -4,8 +4,10 @@ The floor of a method is the same number of forward+backward passes written
 directly in torch (hooks and ``torch.autograd.grad``), with the best chunking
 of steps/samples among a few sizes. The CAM floors record no graph before the
 layer and go backward down to the layer only; FullGrad's floor is one pass to
-the input and to every bias layer's output. Ours and the floor run alternately
-in the same process; each keeps its best time.
+the input and to every bias layer's output. The floors pass the input in the
+memory layout eli5-nn passes it in (channels-last on the CPU, see
+:func:`our_memory_format`), so that a ratio measures eli5-nn's own work. Ours
+and the floor run alternately in the same process; each keeps its best time.
 """
 
 from __future__ import annotations
@@ -39,8 +41,23 @@ def make_model() -> torch.nn.Module:
 _interleaved = interleaved
 
 
+def our_memory_format(model: torch.nn.Module, x: torch.Tensor) -> torch.memory_format:
+    """The memory layout eli5-nn passes inputs like ``x`` to ``model`` in (its torch
+    adapter runs CPU images of convolutional models channels-last where that agrees
+    with the plain layout). The floors run in the same layout, so that a ratio
+    measures eli5-nn's own work, not the layout."""
+    from eli5_nn.adapters.torch import TorchAdapter
+
+    adapter = TorchAdapter(model)
+    with adapter.session():
+        adapter._choose_format(x)
+    chosen = bool(adapter._channels_last)
+    return torch.channels_last if chosen else torch.contiguous_format
+
+
 def _floor_cam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module,
-               plus: bool = False) -> torch.Tensor:
+               plus: bool = False, fmt: torch.memory_format = torch.contiguous_format
+               ) -> torch.Tensor:
     """Forward without a graph up to the layer, whose output becomes a leaf; backward
     from the class score to it; the channel weighting of Grad-CAM or Grad-CAM++."""
     store: list[torch.Tensor] = []
@@ -53,7 +70,7 @@ def _floor_cam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module,
     handle = layer.register_forward_hook(leaf)
     try:
         with torch.no_grad():
-            out = model(x)
+            out = model(x.contiguous(memory_format=fmt))
     finally:
         handle.remove()
     a = store[0]
@@ -69,10 +86,10 @@ def _floor_cam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module,
     return (w * a).sum(1).relu()
 
 
-def _floor_gradient(model: torch.nn.Module, x: torch.Tensor, times_input: bool = False
-                    ) -> torch.Tensor:
+def _floor_gradient(model: torch.nn.Module, x: torch.Tensor, times_input: bool = False,
+                    fmt: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     xi = x.detach().requires_grad_(True)
-    out = model(xi)
+    out = model(xi.contiguous(memory_format=fmt))
     (g,) = torch.autograd.grad(out[0, int(out[0].argmax())], xi)
     return g * x if times_input else g.abs().amax(1)
 
@@ -91,7 +108,8 @@ def _bias_sites(model: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.Ten
 
 
 def _floor_fullgrad(model: torch.nn.Module, x: torch.Tensor,
-                    sites: list[tuple[torch.nn.Module, torch.Tensor]]
+                    sites: list[tuple[torch.nn.Module, torch.Tensor]],
+                    fmt: torch.memory_format = torch.contiguous_format
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass to the input and every bias layer's output; the bias maps spread
     (mass-preserving) over the input, and the paper's display map (per-map
@@ -100,7 +118,7 @@ def _floor_fullgrad(model: torch.nn.Module, x: torch.Tensor,
     handles = [m.register_forward_hook(lambda m, i, o: outs.append(o)) for m, _ in sites]
     try:
         xi = x.detach().requires_grad_(True)
-        out = model(xi)
+        out = model(xi.contiguous(memory_format=fmt))
     finally:
         for h in handles:
             h.remove()
@@ -127,10 +145,10 @@ def _floor_fullgrad(model: torch.nn.Module, x: torch.Tensor,
     return attribution, display
 
 
-def _floor_steps(model: torch.nn.Module, x: torch.Tensor, n: int, chunk: int, kind: str
-                 ) -> torch.Tensor:
+def _floor_steps(model: torch.nn.Module, x: torch.Tensor, n: int, chunk: int, kind: str,
+                 fmt: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     with torch.no_grad():
-        c = int(model(x)[0].argmax())
+        c = int(model(x.contiguous(memory_format=fmt))[0].argmax())
     total = torch.zeros_like(x)
     std = 0.15 * (x.max() - x.min())
     alphas = (torch.arange(n, dtype=x.dtype) + 0.5) / n
@@ -141,7 +159,7 @@ def _floor_steps(model: torch.nn.Module, x: torch.Tensor, n: int, chunk: int, ki
         else:
             xs = x + std * torch.randn((k, *x.shape[1:]))
         xs.requires_grad_(True)
-        out = model(xs)
+        out = model(xs.contiguous(memory_format=fmt))
         (g,) = torch.autograd.grad(out[:, c].sum(), xs)
         total += g.sum(0, keepdim=True)
     return total * x / n if kind == "ig" else total / n
@@ -153,17 +171,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     x = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     layer = model.layers
     sites = _bias_sites(model)
+    fmt = our_memory_format(model, x)
     repeat, warmup, min_time = (2, 1, 0.5) if quick else (5, 2, 3.0)
     rows = []
     explain = eli5_nn.explain_prediction_nn
     simple: list[tuple[str, Any, str]] = [
-        ("grad-cam", lambda: _floor_cam(model, x, layer),
+        ("grad-cam", lambda: _floor_cam(model, x, layer, fmt=fmt),
          "forward without a graph up to the layer, backward to it"),
-        ("grad-cam++", lambda: _floor_cam(model, x, layer, plus=True), "as grad-cam"),
-        ("gradient", lambda: _floor_gradient(model, x), "forward + backward to the input"),
-        ("gradient-x-input", lambda: _floor_gradient(model, x, times_input=True),
+        ("grad-cam++", lambda: _floor_cam(model, x, layer, plus=True, fmt=fmt), "as grad-cam"),
+        ("gradient", lambda: _floor_gradient(model, x, fmt=fmt),
          "forward + backward to the input"),
-        ("fullgrad", lambda: _floor_fullgrad(model, x, sites),
+        ("gradient-x-input", lambda: _floor_gradient(model, x, times_input=True, fmt=fmt),
+         "forward + backward to the input"),
+        ("fullgrad", lambda: _floor_fullgrad(model, x, sites, fmt=fmt),
          "one pass to the input and every bias layer; bias maps resized"),
     ]
     for method, floor, note in simple:
@@ -178,11 +198,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ):
         # the floor's best chunk size first, then ours against that floor
         options = tuple(c for c in ((5, 10) if quick else (5, 10, 25, 50)) if c <= n)
-        best = best_chunk(lambda c, n=n, kind=kind: lambda: _floor_steps(model, x, n, c, kind),
-                          options)
+        best = best_chunk(
+            lambda c, n=n, kind=kind: lambda: _floor_steps(model, x, n, c, kind, fmt), options)
         ours, t_floor = interleaved(
             lambda kw=kw, method=method: explain(model, x, method=method, progress=False, **kw),
-            lambda n=n, kind=kind, c=best: _floor_steps(model, x, n, c, kind),
+            lambda n=n, kind=kind, c=best: _floor_steps(model, x, n, c, kind, fmt),
             1 if quick else 2, warmup=1, min_time=0.0,
         )
         rows.append(speed_row("torch", method, ours, t_floor,

@@ -251,7 +251,12 @@ around them. The floors are honest:
 - what a user would build once (a head model after the layer, a model with a zero input
   added at each bias layer's output for FullGrad) is built outside the timing;
 - step- and sample-based floors (SmoothGrad, Integrated Gradients, occlusion) use the best
-  chunk size among a few, found before the timing.
+  chunk size among a few, found before the timing;
+- the PyTorch image floors pass the input in the memory layout eli5-nn passes it in:
+  on the CPU eli5-nn gives convolutional models their (N, C, H, W) images channels-last
+  (oneDNN's preferred layout, about a quarter faster on the ResNet-style net), where one
+  row run both ways gives the same scores, so a ratio measures eli5-nn's own work and
+  not the layout.
 
 eli5-nn and its floor run alternately in the same process after warm-up calls, and each
 keeps its best time, so that load from other processes hits both alike. *ratio* is ours
@@ -290,7 +295,11 @@ the process uses (``time.process_time``) rather than the wall clock: both librar
 on one thread, so it is the work each does, and load from other jobs on the machine does
 not stretch one library's calls more than the other's. Step- and sample-based
 methods appear twice: each library with its own batching (Captum's default runs all steps
-or samples in one pass), then both at the batch size eli5-nn picks.
+or samples in one pass), then both at the batch size eli5-nn picks. Captum gets the image
+as a user holds it (contiguous); eli5-nn passes it channels-last, which is where most of
+its lead on images comes from: the rows marked *Captum channels-last* give Captum the same
+layout, and show what remains (the one-pass methods are then at parity: both do one
+forward and one backward).
 
 The floors are in ``benchmarks/`` (``bench_torch.py``, ``bench_keras.py``,
 ``bench_text.py``, ``bench_keras_text.py``, ``bench_cd.py``, ``bench_render.py``; Captum:
