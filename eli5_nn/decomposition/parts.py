@@ -248,9 +248,22 @@ def gather_spatial(p: Parts, indices: torch.Tensor) -> Parts:
     """Max pooling: take both parts at the winners' flattened spatial ``indices``
     (as ``max_pool*d(..., return_indices=True)`` gives them)."""
     n, c = indices.shape[:2]
-    idx = indices.reshape(n, c, -1)
+    last = indices.dim() == 4 and all(
+        t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        for t in (p.rel, p.irr, indices))
+    if last:
+        # channels-last (N, H, W, C) memory: gather along the spatial axis of an
+        # (N, H*W, C) view; the result keeps that layout and nothing is copied
+        nhwc = indices.permute(0, 2, 3, 1)
+        idx = nhwc.reshape(n, -1, c)
 
-    def take(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(n, c, -1).gather(2, idx).reshape(indices.shape)
+        def take(t: torch.Tensor) -> torch.Tensor:
+            out = t.permute(0, 2, 3, 1).reshape(n, -1, c).gather(1, idx)
+            return out.reshape(nhwc.shape).permute(0, 3, 1, 2)
+    else:
+        idx = indices.reshape(n, c, -1)
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(n, c, -1).gather(2, idx).reshape(indices.shape)
 
     return Parts(take(p.rel), take(p.irr), fresh=True)

@@ -363,3 +363,24 @@ def test_non_finite_inputs_are_refused_even_when_their_sum_is_finite_or_not():
     y[0, 0, 0, :2] = torch.tensor([float("inf"), -float("inf")], dtype=x.dtype)
     with pytest.raises(ValueError, match="NaN or infinite"):
         contextual_decomposition(model, y, mask)
+
+
+def test_channels_last_inputs_give_the_same_parts_and_keep_their_layout():
+    from eli5_nn.decomposition.parts import Parts, gather_spatial
+
+    model, x, mask = _inputs("plain_cnn")
+    cl = torch.channels_last
+    with torch.no_grad():
+        ref = contextual_decomposition(model, x, mask)
+        got = contextual_decomposition(model, x.contiguous(memory_format=cl),
+                                       mask.contiguous(memory_format=cl))
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(ref, got, strict=True))
+    # max pooling gathers both parts in their own (N, H, W, C) memory, without a copy
+    g = torch.Generator().manual_seed(0)
+    rel, irr = (torch.randn(2, 5, 6, 6, generator=g).contiguous(memory_format=cl)
+                for _ in range(2))
+    _, idx = torch.nn.functional.max_pool2d(rel + irr, 2, return_indices=True)
+    pooled = gather_spatial(Parts(rel, irr), idx)
+    assert pooled.rel.is_contiguous(memory_format=cl) and not pooled.rel.is_contiguous()
+    expected = gather_spatial(Parts(rel.contiguous(), irr.contiguous()), idx.contiguous())
+    assert torch.equal(pooled.rel, expected.rel) and torch.equal(pooled.irr, expected.irr)
