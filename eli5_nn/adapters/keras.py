@@ -241,9 +241,10 @@ class KerasAdapter:
             cache[key] = head
         return cache[key]
 
-    def _cut_run(self, run: Any, source: Tensor, head: Any, n_slots: int) -> Any:
-        """A ``run`` for the shim that starts at the head: the pass up to the layer
-        runs here once, without a graph, and stops there."""
+    def _head_input(self, run: Any, source: Tensor, n_slots: int) -> Tensor | None:
+        """The layer's output that the head starts from: the pass up to the layer
+        runs here once, without a graph, and stops there (``None`` where the layer
+        has several slots or was not reached)."""
         found: list[Tensor] = []
 
         def stop(_slot: int, t: Tensor) -> Tensor:
@@ -257,12 +258,7 @@ class KerasAdapter:
                 pass
         if len(found) != 1 or n_slots != 1:
             return None
-        act = found[0]
-
-        def run_head(_xi: Tensor, tap: Any) -> Tensor:
-            return self._scores(self.shim.call(head, tap(0, act)))
-
-        return run_head
+        return found[0]
 
     def gradients(
         self,
@@ -301,11 +297,20 @@ class KerasAdapter:
         source = x if replace is None else replace[1]
         head = self._head(layers[0]) if cut else None
         try:
-            # with a head, the part before the layer runs once here, untraced
-            cut_run = self._cut_run(run, source, head, len(slots)) if head is not None else None
-            scores_np, rounds, acts = self.shim.gradients(
-                cut_run or run, source, cotangents, wrt_input=wrt_input, slots=slots, cut=cut,
-            )
+            # with a head, the part before the layer runs once here, untraced, and the
+            # head is differentiated with respect to its input (the layer's output)
+            act = self._head_input(run, source, len(slots)) if head is not None else None
+            if act is not None:
+                scores_np, rounds, _ = self.shim.gradients(
+                    lambda a, _tap: self._scores(self.shim.call(head, a)), act, cotangents,
+                    wrt_input=True, slots=[], cut=False,
+                )
+                rounds = [(None, [g]) for g, _slot_grads in rounds]
+                acts = [act]
+            else:
+                scores_np, rounds, acts = self.shim.gradients(
+                    run, source, cotangents, wrt_input=wrt_input, slots=slots, cut=cut,
+                )
         except ValueError as exc:
             if isinstance(exc, ExplanationError):
                 raise
