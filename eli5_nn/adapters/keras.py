@@ -168,6 +168,11 @@ class KerasAdapter:
     def activations(
         self, x: Tensor, layers: Sequence[LayerRef], first_only: bool = False
     ) -> dict[LayerRef, list[Tensor]]:
+        if first_only and layers and all(self._fed_by_input(ref, x) for ref in layers):
+            # layers that read the model's input as it is (a text model's embedding
+            # lookup) are run on their own, not through the model's graph
+            with self.shim.no_grad():
+                return {ref: [layer_of(ref)(x)] for ref in layers}
         out: dict[LayerRef, list[Tensor]] = {ref: [] for ref in layers}
 
         def on_output(pos: int, _n: int, t: Tensor) -> Tensor:
@@ -183,6 +188,30 @@ class KerasAdapter:
             except StopForward:
                 pass
         return out
+
+    def _fed_by_input(self, ref: LayerRef, x: Tensor) -> bool:
+        """Whether ``ref``'s layer is called once, in this model's own graph, on the
+        model's only input and nothing else, and ``x`` is such an input (its dtype):
+        its output on ``x`` is then the layer called on ``x``."""
+        if isinstance(x, ModelInput) or isinstance(ref.handle, PreActivation):
+            return False
+        layer: Any = ref.handle
+        if not any(layer is top for top in self._top):
+            return False
+        try:
+            inputs = self.model.inputs
+            nodes = layer._inbound_nodes
+        except (AttributeError, ValueError):
+            return False
+        if not inputs or len(inputs) != 1 or len(nodes) != 1:
+            return False
+        args, kwargs = nodes[0].arguments.args, nodes[0].arguments.kwargs
+        got = keras.backend.standardize_dtype(x.dtype)
+        want = keras.backend.standardize_dtype(inputs[0].dtype)
+        # integer ids of another width (int32 where JAX runs without x64) look up alike
+        same = got == want or ("int" in got and "int" in want)
+        return (len(args) == 1 and args[0] is inputs[0] and not kwargs and same
+                and len(self.ops.shape(x)) == len(inputs[0].shape))
 
     def attention_weights(self, x: Tensor) -> list[tuple[LayerRef, Tensor]]:
         """Keras ``Attention``/``AdditiveAttention``/``MultiHeadAttention`` are

