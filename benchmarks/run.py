@@ -142,7 +142,9 @@ SECTIONS: list[tuple[str, Callable[[bool], list[dict[str, Any]]]]] = [
      "160), PyTorch and Keras on each backend (fewer reviews and steps on Keras).",
      lambda quick: bench_text.run(quick) + bench_keras_text.run(quick)),
     ("Contextual decomposition: CD of 64 patch masks of one 224×224 image (a VGG-style net) "
-     "in one batched pass, against 64 plain forward passes.", bench_cd.run),
+     "in one batched pass, against 64 plain forward passes; once in the default memory "
+     "layout (what eli5-nn's method='cd' runs) and once with image, masks and floor all "
+     "channels-last.", bench_cd.run),
     ("Rendering: the share of HTML rendering in explaining and showing.", bench_render.run),
     ("Start-up: importing eli5-nn in a fresh process, against importing torch (median of "
      "alternated runs).", bench_import.run),
