@@ -481,8 +481,10 @@ class KerasAdapter:
     def max_forward_rows(self) -> int:
         """The most rows of one automatic pass without a graph (occlusion variants).
 
-        :data:`FORWARD_ROWS_CAP` where the model has a recurrent layer (Keras runs
-        it step by step with a fixed cost per step) or the backend sets no byte
+        The backend's ``RECURRENT_FORWARD_ROWS`` where the model has a recurrent
+        layer (Keras runs it step by step with a fixed cost per step: large chunks
+        on TensorFlow and JAX, 256 rows on torch, whose CPU LSTM does better on
+        smaller batches); :data:`FORWARD_ROWS_CAP` where the backend sets no byte
         budget (eager TensorFlow: a fixed cost per op); otherwise as many rows as
         fit the backend's ``FORWARD_CHUNK_BYTES`` (past a few tens of MB, XLA's and
         torch's CPU convolutions slow down per row: text CNN occlusion on JAX
@@ -490,8 +492,10 @@ class KerasAdapter:
         """
         if self._forward_rows is not None:
             return self._forward_rows
+        if self._recurrent:
+            return int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", self.FORWARD_ROWS_CAP))
         budget = getattr(self.shim, "FORWARD_CHUNK_BYTES", None)
-        if self._recurrent or budget is None or self._last_batch is None:
+        if budget is None or self._last_batch is None:
             return self.FORWARD_ROWS_CAP
         per_row = max(1, self.bytes_per_row(self._last_batch))
         return int(max(1, min(self.FORWARD_ROWS_CAP, budget // per_row)))
