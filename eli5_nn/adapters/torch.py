@@ -334,12 +334,16 @@ class TorchAdapter:
 
     # -- layers and layouts -----------------------------------------------------------------
     def layers(self) -> list[LayerRef]:
-        if self._refs is None:
-            named = [(name, m) for name, m in self.model.named_modules() if name]
-            self._refs = [
-                LayerRef(name=name, index=i, handle=m, kind=type(m).__name__)
-                for i, (name, m) in enumerate(named)
-            ]
+        if self._refs is None:  # listed once per model structure
+            cache = common.model_cache(self.model)
+            key = ("layer-refs", self.structure_key())
+            if key not in cache:
+                named = [(name, m) for name, m in self.model.named_modules() if name]
+                cache[key] = tuple(
+                    LayerRef(name=name, index=i, handle=m, kind=type(m).__name__)
+                    for i, (name, m) in enumerate(named)
+                )
+            self._refs = list(cache[key])
         return list(self._refs)
 
     def find_layer(self, spec: Any) -> LayerRef:

@@ -31,11 +31,27 @@ from .context import MethodContext, Rows
 PROGRESS_MIN_PASSES = 8
 
 
-def progress_bar(ctx: MethodContext, total: int, desc: str) -> tqdm:
+class _NoBar:
+    """What :func:`progress_bar` gives when no bar is shown (``tqdm(disable=True)``
+    costs about 0.1 ms a call, a few percent of a one-pass call)."""
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress_bar(ctx: MethodContext, total: int, desc: str) -> tqdm | _NoBar:
     """The progress bar of a call taking ``total`` passes: shown when ``progress=True``,
     or (``progress=None``) when there are at least :data:`PROGRESS_MIN_PASSES`."""
     show = ctx.progress if ctx.progress is not None else total >= PROGRESS_MIN_PASSES
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+    if not show:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, leave=False)
 
 
 def chunked_map(
