@@ -24,6 +24,7 @@ import numpy as np
 from eli5_nn.adapters.base import (
     CPU_PASS_BUDGET,
     MAX_FORWARD_ROWS,
+    MAX_GRADIENT_ROWS,
     BiasSite,
     CotangentFn,
     GradPass,
@@ -524,6 +525,7 @@ class FakeAdapter:
         return CPU_PASS_BUDGET
 
     max_forward_rows = MAX_FORWARD_ROWS
+    max_gradient_rows = MAX_GRADIENT_ROWS
 
     # -- copies with randomised layers ---------------------------------------------------------
     def copy_model(self) -> FakeModel:

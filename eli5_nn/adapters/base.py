@@ -296,6 +296,10 @@ class Adapter(Protocol):
 
     #: the most rows of one automatic pass without a graph (occlusion variants, scores)
     max_forward_rows: int
+    @property
+    def max_gradient_rows(self) -> int:
+        """The most rows of one automatic pass with a graph (steps, samples), memory
+        allowing."""
 
     # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
     def copy_model(self) -> Any:
@@ -317,6 +321,8 @@ CPU_PASS_BUDGET = 384 << 20
 #: ``max_forward_rows`` where nothing speaks for another cap: past ~512 rows a
 #: convolution's per-row cost rises on CPU (text CNN occlusion)
 MAX_FORWARD_ROWS = 512
+#: ``max_gradient_rows`` where nothing speaks for another cap
+MAX_GRADIENT_ROWS = 256
 ACCELERATOR_PASS_BUDGET = 2 << 30
 
 

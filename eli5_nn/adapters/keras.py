@@ -25,6 +25,7 @@ from . import common, keras_backends, keras_inputs, keras_layers
 from .base import (
     ACCELERATOR_PASS_BUDGET,
     CPU_PASS_BUDGET,
+    MAX_GRADIENT_ROWS,
     BiasSite,
     CotangentFn,
     ExplanationError,
@@ -504,6 +505,18 @@ class KerasAdapter:
     def max_forward_rows(self, rows: int) -> None:
         """A fixed cap instead of the automatic one."""
         self._forward_rows = int(rows)
+
+    @property
+    def max_gradient_rows(self) -> int:
+        """The most rows of one automatic pass with a graph (memory allowing): for a
+        model with recurrent layers, the backend's ``RECURRENT_FORWARD_ROWS`` as for
+        passes without a graph (TensorFlow and JAX step the layer with a fixed cost
+        per step: BiLSTM Integrated Gradients of 320 (review, step) rows took 2x the
+        floor's one pass in chunks of 256 + 64); else :data:`MAX_GRADIENT_ROWS`."""
+        if self._recurrent:
+            rows = int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", MAX_GRADIENT_ROWS))
+            return max(rows, MAX_GRADIENT_ROWS)
+        return MAX_GRADIENT_ROWS
 
     def bytes_per_row(self, x: Tensor) -> int:
         record = self._record(x)

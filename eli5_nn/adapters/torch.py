@@ -25,6 +25,7 @@ from .base import (
     ACCELERATOR_PASS_BUDGET,
     CPU_PASS_BUDGET,
     MAX_FORWARD_ROWS,
+    MAX_GRADIENT_ROWS,
     BiasSite,
     CotangentFn,
     ExplanationError,
@@ -68,6 +69,7 @@ class TorchAdapter:
 
     framework = "torch"
     max_forward_rows = MAX_FORWARD_ROWS
+    max_gradient_rows = MAX_GRADIENT_ROWS
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, Tensor
+from ..adapters.base import (
+    MAX_GRADIENT_ROWS,
+    Adapter,
+    CotangentFn,
+    GradPass,
+    LayerRef,
+    Tensor,
+)
 from ..layout import Layout
 from ..modalities.tokens import EmbeddingSpace
 from .params import ARGUMENTS
@@ -17,7 +24,8 @@ from .params import ARGUMENTS
 #: return the classes to explain for each of them.
 TargetResolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
 
-MAX_AUTO_BATCH = 256
+#: the largest automatic gradient chunk of an adapter that states none
+MAX_AUTO_BATCH = MAX_GRADIENT_ROWS
 
 
 @dataclass
@@ -128,7 +136,8 @@ class MethodContext:
         if forward_only:
             cap = self.adapter.max_forward_rows  # Keras: recurrent layers want bigger chunks
             return int(max(1, min(cap, n_units, 3 * budget // per_row)))
-        return int(max(1, min(MAX_AUTO_BATCH, n_units, budget // per_row)))
+        cap = self.adapter.max_gradient_rows  # Keras on TF/JAX: recurrent layers want more
+        return int(max(1, min(cap, n_units, budget // per_row)))
 
 
 @dataclass

@@ -192,6 +192,13 @@ def test_forward_chunks_of_a_convolutional_text_model_fit_the_backend_byte_budge
     # a recurrent model: large chunks where Keras steps it with a fixed cost per step
     # (TensorFlow, JAX), 256 rows on torch, whose CPU LSTM does better on small batches
     assert lstm.max_forward_rows == (256 if BACKEND == "torch" else cap)
+    # and so do its passes with a graph: one pass of 320 (review, step) rows, not 256 + 64
+    assert lstm.max_gradient_rows == (256 if BACKEND == "torch" else cap)
+    assert adapter.max_gradient_rows == 256  # no recurrent layer
+    from eli5_nn.methods.context import MethodContext
+
+    ctx = MethodContext(adapter=lstm, x=lstm.as_batch(ids), resolve_targets=lambda s, d: [])
+    assert ctx.chunk_size(320) == (256 if BACKEND == "torch" else 320)
     adapter.max_forward_rows = 3  # a fixed cap
     assert adapter.max_forward_rows == 3
 

@@ -28,3 +28,16 @@ def test_torch_states_its_cap():
     from eli5_nn.adapters.torch import TorchAdapter
 
     assert TorchAdapter.max_forward_rows == 512
+
+
+def test_gradient_chunks_follow_the_adapters_cap():
+    """A pass with a graph holds at most the adapter's ``max_gradient_rows`` (Keras
+    raises it for recurrent layers on TensorFlow and JAX)."""
+    from eli5_nn.adapters.torch import TorchAdapter
+
+    adapter = FakeAdapter(linear_model())
+    assert _ctx(adapter).chunk_size(10_000) == adapter.max_gradient_rows == 256
+    adapter.max_gradient_rows = 9
+    assert _ctx(adapter).chunk_size(10_000) == 9
+    assert _ctx(adapter, batch_size=3).chunk_size(10_000) == 3
+    assert TorchAdapter.max_gradient_rows == 256
