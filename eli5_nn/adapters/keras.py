@@ -512,11 +512,13 @@ class KerasAdapter:
         model with recurrent layers, the backend's ``RECURRENT_FORWARD_ROWS`` as for
         passes without a graph (TensorFlow and JAX step the layer with a fixed cost
         per step: BiLSTM Integrated Gradients of 320 (review, step) rows took 2x the
-        floor's one pass in chunks of 256 + 64); else :data:`MAX_GRADIENT_ROWS`."""
+        floor's one pass in chunks of 256 + 64); else the backend's ``GRADIENT_ROWS``
+        (TensorFlow: 1024, as eager ops have a fixed cost each; JAX and torch:
+        :data:`MAX_GRADIENT_ROWS`)."""
+        rows = int(getattr(self.shim, "GRADIENT_ROWS", MAX_GRADIENT_ROWS))
         if self._recurrent:
-            rows = int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", MAX_GRADIENT_ROWS))
-            return max(rows, MAX_GRADIENT_ROWS)
-        return MAX_GRADIENT_ROWS
+            return max(rows, int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", rows)))
+        return rows
 
     def bytes_per_row(self, x: Tensor) -> int:
         record = self._record(x)

@@ -8,6 +8,8 @@ Every module here defines:
 * ``CPU_BUDGET_SCALE`` - this backend's CPU pass budget as a multiple of the shared one;
 * ``FORWARD_CHUNK_BYTES`` - the bytes of one automatic pass without a graph for a
   model without recurrent layers (``None``: no limit but the adapter's row cap);
+* ``GRADIENT_ROWS`` - the most rows of one automatic pass with a graph (memory
+  allowing);
 * ``RECURRENT_FORWARD_ROWS`` - the rows of one automatic pass (without a graph, and
   at least the shared cap of a pass with one) for a model with recurrent layers;
 * ``take(x, indices, axis)`` - the backend's own gather (non-negative numpy indices);

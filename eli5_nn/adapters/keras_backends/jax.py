@@ -38,6 +38,9 @@ FORWARD_CHUNK_BYTES: int | None = 32 << 20
 #: in chunks of 256)
 RECURRENT_FORWARD_ROWS = 4096
 
+#: the most rows of one automatic pass with a graph (memory allowing)
+GRADIENT_ROWS = 256
+
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x``, through ``model.stateless_call`` (inference mode)."""
     trainable = [v.value for v in model.trainable_variables]

@@ -31,6 +31,9 @@ FORWARD_CHUNK_BYTES: int | None = 32 << 20
 #: reviews, ~3800 variants: 1.0-1.5 s in chunks of 256, 1.9 s in one of 4096)
 RECURRENT_FORWARD_ROWS = 256
 
+#: the most rows of one automatic pass with a graph (memory allowing)
+GRADIENT_ROWS = 256
+
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x`` in inference mode."""
     return model(x, training=False)
