@@ -153,7 +153,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 lambda m=method, k=kw, model=model: [
                     explain(model, ids[i:i + 1], method=m, pad_value=0, **k)
                     for i in range(n_loop)],
-                1, warmup=0, min_time=0.0)  # a loop of n_loop calls warms itself up
+                1, warmup=1, min_time=0.0)  # the first call in a process pays imports
             rows.append(speed_row(fw, f"{method} x{n_loop} vs loop", t_ours, t_loop,
                                   "floor = per-review explain_prediction loop"))
         for method, floor, note in (
