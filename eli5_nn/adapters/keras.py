@@ -25,7 +25,6 @@ from . import common, keras_backends, keras_inputs, keras_layers
 from .base import (
     ACCELERATOR_PASS_BUDGET,
     CPU_PASS_BUDGET,
-    MAX_GRADIENT_ROWS,
     BiasSite,
     CotangentFn,
     ExplanationError,
@@ -494,8 +493,8 @@ class KerasAdapter:
         if self._forward_rows is not None:
             return self._forward_rows
         if self._recurrent:
-            return int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", self.FORWARD_ROWS_CAP))
-        budget = getattr(self.shim, "FORWARD_CHUNK_BYTES", None)
+            return int(self.shim.RECURRENT_FORWARD_ROWS)
+        budget = self.shim.FORWARD_CHUNK_BYTES
         if budget is None or self._last_batch is None:
             return self.FORWARD_ROWS_CAP
         per_row = max(1, self.bytes_per_row(self._last_batch))
@@ -515,9 +514,9 @@ class KerasAdapter:
         floor's one pass in chunks of 256 + 64); else the backend's ``GRADIENT_ROWS``
         (TensorFlow: 1024, as eager ops have a fixed cost each; JAX and torch:
         :data:`MAX_GRADIENT_ROWS`)."""
-        rows = int(getattr(self.shim, "GRADIENT_ROWS", MAX_GRADIENT_ROWS))
+        rows = int(self.shim.GRADIENT_ROWS)
         if self._recurrent:
-            return max(rows, int(getattr(self.shim, "RECURRENT_FORWARD_ROWS", rows)))
+            return max(rows, int(self.shim.RECURRENT_FORWARD_ROWS))
         return rows
 
     def bytes_per_row(self, x: Tensor) -> int:

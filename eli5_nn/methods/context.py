@@ -8,14 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapters.base import (
-    MAX_GRADIENT_ROWS,
-    Adapter,
-    CotangentFn,
-    GradPass,
-    LayerRef,
-    Tensor,
-)
+from ..adapters.base import Adapter, CotangentFn, GradPass, LayerRef, Tensor
 from ..layout import Layout
 from ..modalities.tokens import EmbeddingSpace
 from .params import ARGUMENTS
@@ -23,9 +16,6 @@ from .params import ARGUMENTS
 #: Given the scores (n, C) of some docs and those docs' indices in the batch,
 #: return the classes to explain for each of them.
 TargetResolver = Callable[[np.ndarray, Sequence[int]], list[list[int]]]
-
-#: the largest automatic gradient chunk of an adapter that states none
-MAX_AUTO_BATCH = MAX_GRADIENT_ROWS
 
 
 @dataclass

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...errors import ExplanationError
-from ..base import CotangentFn, Tensor
+from ..base import MAX_GRADIENT_ROWS, CotangentFn, Tensor
 from . import GradientsResult, Rounds, Run, Slots
 
 #: the CPU pass budget of this backend, as a multiple of the shared one
@@ -39,7 +39,7 @@ FORWARD_CHUNK_BYTES: int | None = 32 << 20
 RECURRENT_FORWARD_ROWS = 4096
 
 #: the most rows of one automatic pass with a graph (memory allowing)
-GRADIENT_ROWS = 256
+GRADIENT_ROWS = MAX_GRADIENT_ROWS
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x``, through ``model.stateless_call`` (inference mode)."""

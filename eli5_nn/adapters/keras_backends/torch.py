@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import CotangentFn, Tensor
+from ..base import MAX_GRADIENT_ROWS, CotangentFn, Tensor
 from ..torch_autograd import autograd_rounds, leaf
 from . import GradientsResult, Rounds, Run, Slots
 
@@ -32,7 +32,7 @@ FORWARD_CHUNK_BYTES: int | None = 32 << 20
 RECURRENT_FORWARD_ROWS = 256
 
 #: the most rows of one automatic pass with a graph (memory allowing)
-GRADIENT_ROWS = 256
+GRADIENT_ROWS = MAX_GRADIENT_ROWS
 
 def call(model: Any, x: Tensor) -> Any:
     """The model's output on ``x`` in inference mode."""
