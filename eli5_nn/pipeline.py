@@ -298,17 +298,17 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
         probas = [None] * len(classes) if probs is None else \
             probs[rows.doc, rows.cls].astype(float).tolist()
         bounds = starts.tolist()
+        target, explanation, method = modality.target, modality.explanation, spec.name
         for d in range(modality.n_docs):
             targets = []
             for r in range(bounds[d], bounds[d + 1]):
                 maps = all_maps[r]
-                base = NNTargetExplanation(
-                    target=names[r], score=scores[r], proba=probas[r],
-                    heatmap=maps.heatmap, attribution=attribution[r], layout=layout,
-                )
-                targets.append(modality.target(d, maps, base))
-            explanations.append(
-                modality.explanation(d, targets, description, estimator, spec.name))
+                # positional: target, feature_weights, proba, score, weighted_spans, heatmap,
+                # attribution, faithfulness, layout
+                base = NNTargetExplanation(names[r], None, probas[r], scores[r], None,
+                                           maps.heatmap, attribution[r], None, layout)
+                targets.append(target(d, maps, base))
+            explanations.append(explanation(d, targets, description, estimator, method))
     return explanations
 
 

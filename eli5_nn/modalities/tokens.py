@@ -237,7 +237,7 @@ class TokenInput:
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """Weighted spans (one per token occurrence) and the top tokens (computed
         when first read)."""
-        doc, signed = self._doc(d), realise(maps.signed)
+        doc, signed = self._doc(d), realise(maps.signed)  # (an array: built by maps())
         base.weighted_spans = Lazy(lambda: text_mod.spans(doc(), signed))
         base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc().names, signed))
         return base

@@ -42,6 +42,10 @@ def realise(value: Any) -> Any:
     return value.fn() if isinstance(value, Lazy) else value
 
 
+#: the slot descriptors behind the lazy fields of :class:`NNTargetExplanation`
+_SLOTS: dict[str, Any] = {}
+
+
 def _lazy_field(cls: type, name: str, slot: Any) -> None:
     """Make field ``name`` of ``cls`` (stored in the slot descriptor ``slot``)
     evaluate a :class:`Lazy` value on first read."""
@@ -87,7 +91,14 @@ class NNTargetExplanation(TargetExplanation):
         faithfulness: dict[str, float] | None = None,
         layout: Layout | None = None,
     ) -> None:
-        super().__init__(target, feature_weights, proba, score, weighted_spans, heatmap)
+        # each field straight into its slot: results are built by the hundred per
+        # call, and a lazy field's property setter would cost a Python call
+        self.target = target
+        _SLOTS["feature_weights"].__set__(self, feature_weights)
+        self.proba = proba
+        self.score = score
+        _SLOTS["weighted_spans"].__set__(self, weighted_spans)
+        _SLOTS["heatmap"].__set__(self, heatmap)
         self.attribution = attribution
         self.faithfulness = faithfulness
         self.layout = layout
@@ -112,9 +123,9 @@ class NNExplanation(Explanation):
         return None if fn is None else str(fn(self))
 
 
-_lazy_field(NNTargetExplanation, "feature_weights", vars(NNTargetExplanation)["feature_weights"])
-_lazy_field(NNTargetExplanation, "weighted_spans", vars(NNTargetExplanation)["weighted_spans"])
-_lazy_field(NNTargetExplanation, "heatmap", vars(NNTargetExplanation)["heatmap"])
+for _name in ("feature_weights", "weighted_spans", "heatmap"):
+    _SLOTS[_name] = vars(NNTargetExplanation)[_name]
+    _lazy_field(NNTargetExplanation, _name, _SLOTS[_name])
 _lazy_field(NNExplanation, "image", vars(Explanation)["image"])
 
 
