@@ -40,6 +40,10 @@ def decompose(model: nn.Module, x: Any, masks: np.ndarray) -> np.ndarray:
             f"{tuple(x.shape)}: one mask per row, shaped as the row"
         )
     dtype = x.dtype if x.is_floating_point() else torch.float32
+    if x.is_floating_point() and x.shape[0] > 1 and torch.equal(x, x[:1].expand_as(x)):
+        # one input repeated with many masks (a CD map of one image): broadcast
+        # it, and the decomposition carries the activations once for all rows
+        x = x[:1].expand_as(x)
     with torch.no_grad():
         m = torch.as_tensor(masks, dtype=dtype, device=x.device)
         relevant, _ = contextual_decomposition(model, x, m, extra_inputs=extra)

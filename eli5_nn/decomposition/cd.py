@@ -181,9 +181,13 @@ def contextual_decomposition(
     n = xt.shape[0]
     share = mask.reshape(n, -1).to(torch.float32).mean(1)
     cx = Context(batch=n, mask_share=share.to(xt.dtype) if xt.is_floating_point() else share)
-    if xt.is_floating_point():
+    if xt.is_floating_point() and n > 1 and xt.stride(0) == 0 and not torch.is_grad_enabled():
+        # one input, many masks: the activations are the same in every row, so
+        # the parts carry them once (Parts.shared) instead of an irrelevant part
+        source: Any = Parts(xt * mask, shared=xt[:1], fresh=True)
+    elif xt.is_floating_point():
         rel = xt * mask
-        source: Any = Parts(rel, xt - rel, fresh=True)
+        source = Parts(rel, xt - rel, fresh=True)
     else:
         source = TokenIds(xt, mask)
     extras = [_as_tensor(e, xt, "extra_inputs") if isinstance(e, np.ndarray) else e

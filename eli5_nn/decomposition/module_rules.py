@@ -18,10 +18,10 @@ from .parts import (
     Context,
     DecompositionError,
     Parts,
+    add_bias,
     gather_spatial,
     relu_like,
     shapley_two,
-    split_bias,
 )
 from .recurrent import recurrent
 from .token_ids import TokenIds, embed
@@ -31,11 +31,16 @@ Rule = Callable[..., Any]
 
 def linear_parts(cx: Context, x: Parts, fn: Callable[[torch.Tensor], torch.Tensor],
                  bias: torch.Tensor | None) -> Parts:
-    """``fn`` (linear, no offset) on both parts, then ``bias`` split between them."""
+    """``fn`` (linear, no offset) on both parts, then ``bias`` split between them.
+
+    With a shared sum (:class:`Parts`), ``fn`` runs on the relevant part and on
+    the one shared row, not on the irrelevant part."""
     out = x.map(fn)
-    if bias is None:
-        return Parts(out.rel, out.irr, fresh=True)  # fn's outputs are new tensors
-    return split_bias(out.rel, out.irr, bias, cx, fresh=True)
+    if out.shared is not None:
+        out = Parts(out.rel, shared=out.shared, fresh=True)  # fn's outputs are new tensors
+    else:
+        out = Parts(out.rel, out.irr, fresh=True)
+    return out if bias is None else add_bias(cx, out, bias, fresh=True)
 
 
 def _batch_norm(cx: Context, mod: nn.modules.batchnorm._BatchNorm, x: Parts) -> Parts:
@@ -55,7 +60,7 @@ def _batch_norm(cx: Context, mod: nn.modules.batchnorm._BatchNorm, x: Parts) -> 
         shift = shift + mod.bias
     scale, shift = scale.reshape(shape), shift.reshape(shape)
     out = x.map(lambda t: t * scale)
-    return split_bias(out.rel, out.irr, shift, cx, fresh=True)
+    return add_bias(cx, out, shift, fresh=True)
 
 
 def _module_linear(cx: Context, mod: nn.Linear, x: Parts) -> Parts:
@@ -83,13 +88,27 @@ def _module_max_pool(cx: Context, mod: nn.Module, x: Parts) -> Parts:
     nd = x.rel.dim() - 2
     if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
         fn: Callable[..., Any] = (F.adaptive_max_pool1d if nd == 1 else F.adaptive_max_pool2d)
-        _, idx = fn(cx.total(x), mod.output_size, return_indices=True)
+
+        def winners(t: torch.Tensor) -> torch.Tensor:
+            return fn(t, mod.output_size, return_indices=True)[1]
     else:
         assert isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d))
         pool: Callable[..., Any] = F.max_pool1d if nd == 1 else F.max_pool2d
-        _, idx = pool(cx.total(x), mod.kernel_size, mod.stride, mod.padding, mod.dilation,
-                      ceil_mode=mod.ceil_mode, return_indices=True)
-    return gather_spatial(x, idx)
+
+        def winners(t: torch.Tensor) -> torch.Tensor:
+            return pool(t, mod.kernel_size, mod.stride, mod.padding,
+                        mod.dilation, ceil_mode=mod.ceil_mode, return_indices=True)[1]
+    return pool_parts(cx, x, winners)
+
+
+def pool_parts(cx: Context, x: Parts, winners: Callable[[torch.Tensor], torch.Tensor]
+               ) -> Parts:
+    """Max pooling: both parts at the positions where the activation wins
+    (``winners`` gives them as ``max_pool*d(..., return_indices=True)`` does);
+    with a shared sum, the winners are found once, in the shared row."""
+    if x.shared is not None and x.rel.dim() >= 3:  # (N, C, ...): pooled row by row
+        return gather_spatial(x, winners(x.shared))
+    return gather_spatial(x, winners(cx.total(x)))
 
 
 def _module_activation(act: Callable[..., torch.Tensor], kind: str) -> Rule:

@@ -20,7 +20,6 @@ from ..errors import DecompositionError as DecompositionError  # re-export: old 
 Act = Callable[[torch.Tensor], torch.Tensor]
 
 
-@dataclass
 class Parts:
     """An activation split as ``rel + irr`` (same shape, same dtype).
 
@@ -28,19 +27,80 @@ class Parts:
     are shared with nothing else (no view, no other ``Parts``), so the next
     operation may overwrite them when it is their only user and no gradient is
     recorded (see :meth:`Context.owns`).
+
+    ``shared``: instead of ``irr``, the activation itself when it is the same in
+    every row of the batch, as one row (batch size 1). That is the case when one
+    input is decomposed with many masks: ``rel + irr`` is the model's own
+    activation at every step, whatever the mask. Rules that know it (linear
+    maps, biases, ReLU-like activations, max pooling, row-wise reshapes) then
+    work on the relevant part alone and on the one shared row; the irrelevant
+    part is ``shared - rel`` and is only computed (once) when a rule reads
+    ``irr``. The shared row is never overwritten.
     """
 
-    rel: torch.Tensor
-    irr: torch.Tensor
-    fresh: bool = field(default=False, compare=False, repr=False)
+    __slots__ = ("rel", "_irr", "shared", "fresh")
+
+    def __init__(self, rel: torch.Tensor, irr: torch.Tensor | None = None,
+                 fresh: bool = False, *, shared: torch.Tensor | None = None) -> None:
+        if irr is None and shared is None:
+            raise TypeError("Parts needs the irrelevant part or the shared activation")
+        self.rel = rel
+        self._irr = irr
+        # in the relevant part's memory layout, so that element-wise operations
+        # between them, and views that hold for both, run as for two parts
+        self.shared = None if irr is not None or shared is None else same_layout(shared, rel)
+        self.fresh = fresh
+
+    @property
+    def irr(self) -> torch.Tensor:
+        if self._irr is None:
+            assert self.shared is not None
+            # broadcast over the batch, in the relevant part's memory layout
+            self._irr = torch.sub(self.shared, self.rel, out=torch.empty_like(self.rel))
+        return self._irr
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The tensors held (without computing the irrelevant part)."""
+        held = (self.rel, self._irr, self.shared)
+        return tuple(t for t in held if t is not None)
+
+    def __repr__(self) -> str:
+        second = "shared" if self._irr is None else "irr"
+        return f"Parts(rel={self.rel!r}, {second}={getattr(self, second)!r})"
 
     def total(self) -> torch.Tensor:
         """The activation itself."""
+        if self._irr is None and self.shared is not None:
+            return self.shared.expand(self.rel.shape).clone(memory_format=torch.preserve_format)
         return self.rel + self.irr
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Parts:
-        """Apply a linear, bias-free ``fn`` to both parts."""
+        """Apply a linear, bias-free ``fn`` to both parts (to the relevant part and
+        the shared row when ``fn`` acts row by row)."""
+        if self.shared is not None and self._irr is None:
+            rel = fn(self.rel)
+            shared = rowwise(fn, self.shared, rel)
+            if shared is not None:
+                return Parts(rel, shared=shared)
+            return Parts(rel, fn(self.irr))
         return Parts(fn(self.rel), fn(self.irr))
+
+
+def rowwise(fn: Callable[[torch.Tensor], torch.Tensor], shared: torch.Tensor,
+            out: torch.Tensor) -> torch.Tensor | None:
+    """``fn`` of the shared row when that is one row of ``out`` (``fn`` of the
+    whole batch): ``fn`` kept the batch axis first and sized the row like the
+    batch's rows. ``None`` when it did not (``fn`` mixes or moves rows, or
+    cannot take one row): the caller then applies ``fn`` to the whole batch."""
+    try:
+        one = fn(shared)
+    except (RuntimeError, ValueError, IndexError, TypeError):
+        return None
+    if not isinstance(one, torch.Tensor) or one.dim() != out.dim() or one.dim() == 0 \
+            or one.shape[0] != 1 or out.shape[0] <= 1 or one.shape[1:] != out.shape[1:] \
+            or one.dtype != out.dtype:
+        return None
+    return one
 
 
 def needs_grad(*tensors: object) -> bool:
@@ -70,7 +130,7 @@ class Context:
 
     def owns(self, p: Parts) -> bool:
         """Whether the running rule may overwrite both tensors of ``p``."""
-        return p is self.consumable and p.fresh and not needs_grad(p.rel, p.irr)
+        return p is self.consumable and p.fresh and not needs_grad(*p.tensors())
 
     def scratch(self, slot: int, like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor with ``like``'s shape, dtype, device and memory
@@ -93,6 +153,8 @@ class Context:
     def total(self, p: Parts) -> torch.Tensor:
         """``rel + irr`` for use inside one rule only (a scratch buffer when no
         gradient is recorded)."""
+        if p.shared is not None and not needs_grad(*p.tensors()):
+            return self.scratch(0, p.rel).copy_(p.shared.expand(p.rel.shape))
         if needs_grad(p.rel, p.irr) or p.rel.shape != p.irr.shape \
                 or p.rel.dtype != p.irr.dtype:
             return p.total()
@@ -154,6 +216,60 @@ def split_bias(rel: torch.Tensor, irr: torch.Tensor, bias: torch.Tensor | float,
     return Parts(torch.addcmul(rel, w, b), torch.addcmul(irr + b, w, b, value=-1), fresh=True)
 
 
+def split_bias_shared(rel: torch.Tensor, shared: torch.Tensor, bias: torch.Tensor | float,
+                      cx: Context, *, own: bool = False) -> Parts | None:
+    """:func:`split_bias` of parts whose sum is the one row ``shared`` in every
+    row of ``rel``'s batch: the irrelevant part is ``shared - rel``, its
+    magnitude taken straight into a scratch buffer, and only the relevant part
+    gets its share of ``bias`` (the sum gets all of it, once, in the shared
+    row). ``own``: ``rel`` is the caller's new tensor and is overwritten.
+
+    ``None`` where that does not apply (a gradient is recorded, or ``bias``
+    differs from row to row, so the sum is no longer shared)."""
+    b = torch.as_tensor(bias, dtype=rel.dtype, device=rel.device)
+    if needs_grad(rel, shared, b) or shared.dtype != rel.dtype \
+            or torch.broadcast_shapes(rel.shape, b.shape) != rel.shape \
+            or torch.broadcast_shapes(shared.shape, b.shape) != shared.shape:
+        return None
+    den = torch.sub(shared, rel, out=cx.scratch(1, rel)).abs_()  # |irr|
+    a = torch.abs(rel, out=cx.scratch(0, rel))
+    den.add_(a)
+    # |rel| + |irr| is zero only where rel and the sum both are: look for such
+    # places in the full batch only when the shared row has a zero
+    if den.numel() and bool((shared == 0).any()) and bool(den.amin() <= 0):
+        w = torch.where(den > 0, a.div_(den), cx.share(rel, shared - rel).to(rel.dtype))
+    else:
+        w = a.div_(den)
+    out = rel.addcmul_(w, b) if own else torch.addcmul(rel, w, b)
+    return Parts(out, shared=torch.add(shared, b, out=torch.empty_like(shared)), fresh=True)
+
+
+def same_layout(one: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``one`` (a shared row) in ``like``'s memory layout, so that element-wise
+    operations between them and the gathers of max pooling run on matching
+    memory (a copy of the one row where the layouts differ)."""
+    if like.dim() == 4 and _channels_last(like) and not _channels_last(one):
+        return one.contiguous(memory_format=torch.channels_last)
+    if not like.is_contiguous() or one.is_contiguous():
+        return one
+    return one.contiguous()
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+def add_bias(cx: Context, p: Parts, bias: torch.Tensor | float, *, fresh: bool = False
+             ) -> Parts:
+    """``p`` plus ``bias``, shared between the parts (:func:`split_bias`);
+    ``fresh``: ``p``'s tensors are the caller's own new ones."""
+    if p.shared is not None and p._irr is None:
+        out = split_bias_shared(p.rel, p.shared, bias, cx, own=fresh)
+        if out is not None:
+            return out
+    return split_bias(p.rel, p.irr, bias, cx, fresh=fresh)
+
+
 def relu_like(p: Parts, act: Act, cx: Context | None = None, act_: Act | None = None
               ) -> Parts:
     """Activations with ``f(0) = 0`` (ReLU, LeakyReLU...): ``rel -> f(rel)``,
@@ -163,6 +279,11 @@ def relu_like(p: Parts, act: Act, cx: Context | None = None, act_: Act | None = 
     (``cx.owns(p)``) are overwritten and no memory is taken; otherwise
     ``rel + irr`` goes to a scratch buffer when no gradient is recorded.
     """
+    if cx is not None and p.shared is not None and not needs_grad(*p.tensors()):
+        # f(rel) and f of the one shared row; the irrelevant part stays implied
+        own = act_ is not None and cx.owns(p)
+        return Parts(act_(p.rel) if own and act_ is not None else act(p.rel),
+                     shared=act(p.shared), fresh=True)
     if cx is None or needs_grad(p.rel, p.irr):
         rel = act(p.rel)
         full = act(p.total())
@@ -246,24 +367,24 @@ def select_max(p: Parts, dims: tuple[int, ...], keepdim: bool) -> tuple[Parts, t
 
 def gather_spatial(p: Parts, indices: torch.Tensor) -> Parts:
     """Max pooling: take both parts at the winners' flattened spatial ``indices``
-    (as ``max_pool*d(..., return_indices=True)`` gives them)."""
-    n, c = indices.shape[:2]
-    last = indices.dim() == 4 and all(
-        t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-        for t in (p.rel, p.irr, indices))
-    if last:
+    (as ``max_pool*d(..., return_indices=True)`` gives them). For parts with a
+    shared sum, ``indices`` may be the shared row's (batch size 1): the winners
+    of the whole activation are the same in every row."""
+    if p.shared is not None and indices.shape[0] == 1 < p.rel.shape[0]:
+        return Parts(_gather(p.rel, indices), shared=_gather(p.shared, indices), fresh=True)
+    return Parts(_gather(p.rel, indices), _gather(p.irr, indices), fresh=True)
+
+
+def _gather(t: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``t`` at the flattened spatial ``indices`` (batch size ``t``'s or 1, then
+    the same in every row; see :func:`gather_spatial`)."""
+    n, c = t.shape[0], indices.shape[1]
+    if indices.dim() == 4 and _channels_last(t):
         # channels-last (N, H, W, C) memory: gather along the spatial axis of an
         # (N, H*W, C) view; the result keeps that layout and nothing is copied
         nhwc = indices.permute(0, 2, 3, 1)
-        idx = nhwc.reshape(n, -1, c)
-
-        def take(t: torch.Tensor) -> torch.Tensor:
-            out = t.permute(0, 2, 3, 1).reshape(n, -1, c).gather(1, idx)
-            return out.reshape(nhwc.shape).permute(0, 3, 1, 2)
-    else:
-        idx = indices.reshape(n, c, -1)
-
-        def take(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(n, c, -1).gather(2, idx).reshape(indices.shape)
-
-    return Parts(take(p.rel), take(p.irr), fresh=True)
+        idx = nhwc.reshape(indices.shape[0], -1, c).expand(n, -1, -1)
+        out = t.permute(0, 2, 3, 1).reshape(n, -1, c).gather(1, idx)
+        return out.reshape(n, *nhwc.shape[1:]).permute(0, 3, 1, 2)
+    idx = indices.reshape(indices.shape[0], c, -1).expand(n, -1, -1)
+    return t.reshape(n, c, -1).gather(2, idx).reshape(n, *indices.shape[1:])

@@ -17,17 +17,16 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .module_rules import Rule, linear_parts, module_rule
+from .module_rules import Rule, linear_parts, module_rule, pool_parts
 from .parts import (
     Context,
     DecompositionError,
     Parts,
-    gather_spatial,
+    add_bias,
     product,
     relu_like,
     select_max,
     shapley_two,
-    split_bias,
 )
 from .token_ids import TokenIds, embed, plain
 from .token_ids import plain_value as _plain
@@ -63,11 +62,16 @@ def _method(name: str) -> Callable[..., Any]:
 
 
 def _split_const(cx: Context, x: Parts, const: Any) -> Parts:
-    return split_bias(x.rel, x.irr, const, cx)
+    return add_bias(cx, x, const)
 
 
 def _add(cx: Context, a: Any, b: Any, alpha: Any = 1) -> Parts:
     if isinstance(a, Parts) and isinstance(b, Parts):
+        if a.shared is not None and b.shared is not None:
+            shared = a.shared + alpha * b.shared
+            rel = a.rel + alpha * b.rel
+            if shared.shape[0] == 1 < rel.shape[0] and shared.shape[1:] == rel.shape[1:]:
+                return Parts(rel, shared=shared)
         return Parts(a.rel + alpha * b.rel, a.irr + alpha * b.irr)
     if isinstance(a, Parts):
         return _split_const(cx, a, alpha * _plain(b))
@@ -199,8 +203,11 @@ def _max_pool(fn: Callable[..., Any]) -> Rule:
     def rule(cx: Context, x: Parts, *args: Any, **kwargs: Any) -> Any:
         if kwargs.pop("return_indices", False):
             raise DecompositionError("max pooling with return_indices=True")
-        _, idx = fn(cx.total(x), *args, return_indices=True, **kwargs)
-        return gather_spatial(x, idx)
+
+        def winners(t: torch.Tensor) -> torch.Tensor:
+            return fn(t, *args, return_indices=True, **kwargs)[1]
+
+        return pool_parts(cx, x, winners)
 
     return rule
 

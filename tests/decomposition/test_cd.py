@@ -384,3 +384,50 @@ def test_channels_last_inputs_give_the_same_parts_and_keep_their_layout():
     assert pooled.rel.is_contiguous(memory_format=cl) and not pooled.rel.is_contiguous()
     expected = gather_spatial(Parts(rel.contiguous(), irr.contiguous()), idx.contiguous())
     assert torch.equal(pooled.rel, expected.rel) and torch.equal(pooled.irr, expected.irr)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_one_input_with_many_masks_gives_the_same_parts_as_repeated_rows(layout, monkeypatch):
+    """One input broadcast over many masks carries the activation once (the
+    parts' shared row) instead of an irrelevant part. The parts must be those
+    of the same input repeated row by row (which takes the general path)."""
+    from eli5_nn.decomposition import parts as parts_module
+
+    calls = []
+    shared_split = parts_module.split_bias_shared
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return shared_split(*args, **kwargs)
+
+    monkeypatch.setattr(parts_module, "split_bias_shared", counted)
+    cl = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    models = [_inputs(name)[0] for name in sorted(IMAGE)]
+    if layout == "nchw":  # SharedValues views its activations, which needs NCHW memory
+        models.append(SharedValues().double().eval())
+    g = torch.Generator().manual_seed(2)
+    for model in models:
+        x = torch.randn(1, 3, 16, 16, generator=g, dtype=torch.float64).contiguous(memory_format=cl)
+        masks = (torch.rand(6, 3, 16, 16, generator=g) > 0.6).double()
+        masks[0], masks[1] = 0, 1  # nothing relevant; everything relevant
+        masks = masks.contiguous(memory_format=cl)
+        x[0, :, :3] = 0  # zero input meets the bias (the both-zero fallback)
+        rows = x.repeat(6, 1, 1, 1).contiguous(memory_format=cl)
+        calls.clear()
+        with torch.no_grad():
+            rel, irr = contextual_decomposition(model, x, masks)
+            assert calls  # the shared path was taken
+            ref = contextual_decomposition(model, rows, masks)
+            out = model(rows)
+        scale = out.abs().max()
+        part = [0, 2, 3, 4, 5]
+        assert torch.allclose(rel[part], ref[0][part], rtol=0, atol=1e-12 * scale)
+        assert torch.allclose(irr[part], ref[1][part], rtol=0, atol=1e-12 * scale)
+        assert torch.allclose(rel + irr, out, rtol=0, atol=1e-12 * scale)
+        assert torch.equal(rel[0], torch.zeros_like(rel[0]))
+        # the full mask: the general path keeps an irrelevant part of exactly
+        # zero; here it is the difference of the shared row and the relevant
+        # part, zero up to rounding (which the bias split magnifies where an
+        # activation is itself at rounding level), as in any other row
+        assert torch.allclose(rel[1], ref[0][1], rtol=0, atol=1e-7 * scale)
+        assert irr[1].abs().max() <= 1e-7 * scale
