@@ -73,3 +73,14 @@ def test_probabilities_are_read_from_softmax_outputs(image_batch):
                                 torch.nn.Softmax(dim=1))
     t = explain(model, image_batch[:1], method="gradient").targets[0]
     assert t.proba == pytest.approx(t.score)
+
+
+def test_rows_read_as_probabilities_sum_to_one_within_1e_4():
+    from eli5_nn.targets import proba
+
+    near = np.array([[0.3, 0.7 + 5e-5], [0.5, 0.5]])
+    np.testing.assert_array_equal(proba(near), near)  # as given
+    off = np.array([[0.3, 0.7 + 5e-4], [0.5, 0.5]])
+    soft = proba(off)
+    assert soft is not None and not np.array_equal(soft, off)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)

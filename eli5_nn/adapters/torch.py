@@ -64,6 +64,23 @@ def _signature(x: Any) -> tuple[Any, ...]:
     return (tuple(x.shape[1:]), str(x.dtype))
 
 
+def _all_modules(model: nn.Module) -> list[nn.Module]:
+    """``list(model.modules())`` (depth first, each module once, the model first),
+    walked without building the dotted names ``named_modules`` makes: the walk runs
+    once per call."""
+    found: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        found.append(m)
+        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return found
+
+
 class TorchAdapter:
     """:class:`~eli5_nn.adapters.base.Adapter` for a ``torch.nn.Module``."""
 
@@ -358,7 +375,7 @@ class TorchAdapter:
         """Every module of the model, itself first, listed once per adapter (an
         adapter serves one call): what the per-call checks walk."""
         if self._modules is None:
-            self._modules = list(self.model.modules())
+            self._modules = _all_modules(self.model)
         return self._modules
 
     def structure_key(self) -> tuple[int, ...]:

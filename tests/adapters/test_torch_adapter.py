@@ -220,3 +220,17 @@ def test_replaced_embedding_lookups_are_skipped(method, monkeypatch):
         (g,) = torch.autograd.grad(model.fc(h.amax(dim=2))[0, 1], e)
         np.testing.assert_allclose(t.attribution, (g * e)[0].detach().numpy(), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_the_module_walk_lists_what_model_modules_lists():
+    """Shared submodules once, ``None`` children skipped, depth-first order."""
+    from eli5_nn.adapters.torch import _all_modules
+
+    shared = nn.Linear(2, 2)
+    inner = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Tanh(), shared))
+    model = nn.Sequential(inner, nn.Sequential(shared), nn.Identity())
+    model.register_module("gone", None)
+    assert [id(m) for m in _all_modules(model)] == [id(m) for m in model.modules()]
+    tree = nn.Sequential(*[nn.Sequential(nn.Conv2d(1, 1, 1), nn.Sequential(nn.ReLU()))
+                           for _ in range(3)])
+    assert [id(m) for m in _all_modules(tree)] == [id(m) for m in tree.modules()]
