@@ -101,3 +101,26 @@ def test_comparison_checks_its_data():
         results.Comparison([], [])
     with pytest.raises(ValueError, match="scale must be one of"):
         results.Comparison([eli5.base.Explanation(estimator="x")], ["m"], scale="loud")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_channel_sums_agree_with_numpy_in_every_layout(dtype):
+    """The BLAS product behind the channel sums gives numpy's sums (and dtype), also
+    for non-contiguous rows; NaN and inf carry through (the finiteness check reads them)."""
+    from eli5_nn.layout import Layout, sum_axis
+
+    rng = np.random.default_rng(0)
+    rows = (rng.standard_normal((3, 4, 5, 6)) * 10).astype(dtype)
+    for axes, data in (("CHW", rows), ("HWC", np.moveaxis(rows, 1, 3))):
+        got = Layout(axes).channel_sums(data)
+        ch = axes.index("C") + 1
+        np.testing.assert_allclose(got, data.sum(axis=ch), rtol=1e-5, atol=1e-4)
+        assert got.dtype == data.sum(axis=ch).dtype
+    tokens = rng.standard_normal((2, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(sum_axis(tokens, 2), tokens.sum(axis=2), rtol=1e-5)
+    if dtype is not np.int64:
+        bad = rows.copy()
+        bad[1, 2, 3, 4], bad[2, 0, 0, 0] = np.nan, np.inf
+        got = Layout("CHW").channel_sums(bad)
+        assert np.isnan(got[1, 3, 4]) and np.isinf(got[2, 0, 0])
+        assert np.isfinite(np.delete(got.reshape(-1), [1 * 30 + 3 * 6 + 4, 2 * 30])).all()

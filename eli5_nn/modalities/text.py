@@ -10,6 +10,7 @@ import numpy as np
 from eli5.base import DocWeightedSpans, FeatureWeight, FeatureWeights, WeightedSpans
 
 from ..errors import Eli5NNTypeError, ExplanationError
+from ..layout import sum_axis
 
 TOP_TOKENS = 10
 
@@ -108,7 +109,7 @@ def token_weights_rows(attribution: np.ndarray, how: str) -> np.ndarray:
     # dimensions loses nothing a display shows), returned as float64
     if how == "norm":
         return np.sqrt(np.einsum("rtd,rtd->rt", flat, flat)).astype(np.float64)
-    return flat.sum(axis=2).astype(np.float64)
+    return sum_axis(flat, 2).astype(np.float64)
 
 
 def resize_1d(m: np.ndarray, length: int) -> np.ndarray:
