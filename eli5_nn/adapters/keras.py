@@ -330,11 +330,9 @@ class KerasAdapter:
             # head is differentiated with respect to its input (the layer's output)
             act = self._head_input(run, source, len(slots)) if head is not None else None
             if act is not None:
-                scores_np, rounds, _ = self.shim.gradients(
-                    lambda a, _tap: self._scores(self.shim.call(head, a)), act, cotangents,
-                    wrt_input=True, slots=[], cut=False,
-                )
-                rounds = [(None, [g]) for g, _slot_grads in rounds]
+                scores_np, grads = self.shim.head_gradients(head, act, cotangents,
+                                                            self._scores)
+                rounds = [(None, [g]) for g in grads]
                 acts = [act]
             else:
                 scores_np, rounds, acts = self.shim.gradients(

@@ -150,6 +150,46 @@ def test_jax_grad_cam_runs_the_part_before_the_layer_untraced(
         assert ta.score == pytest.approx(tb.score, rel=1e-5)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="the head after a cut layer is for JAX")
+def test_jax_grad_cam_head_runs_compiled_from_its_second_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first Grad-CAM call on activations of a shape differentiates the head op by
+    op; later calls run it compiled (``jax.jit``), with the same result, several
+    targets, and the weights as they are at the time of the call."""
+    from eli5_nn.adapters.keras_backends import jax as shim
+
+    model = _residual_cnn()
+    x = np.random.default_rng(1).random((2, 10, 10, 3)).astype("float32")
+    uncompiled: list[int] = []
+    real_gradients = shim.gradients
+    monkeypatch.setattr(shim, "gradients", lambda *a, **k: (
+        uncompiled.append(1) or real_gradients(*a, **k)))
+
+    def explain() -> list:
+        return eli5_nn.explain_predictions(model, x, method="grad-cam", layer="out",
+                                           targets=[0, 2], progress=False)
+
+    def same(got: list, want: list) -> None:
+        for a, b in zip(got, want, strict=True):
+            for ta, tb in zip(a.targets, b.targets, strict=True):
+                np.testing.assert_allclose(ta.attribution, tb.attribution, rtol=1e-5,
+                                           atol=1e-6)
+                assert ta.score == pytest.approx(tb.score, rel=1e-5)
+
+    first = explain()
+    assert len(uncompiled) == 1
+    same(explain(), first)
+    assert len(uncompiled) == 1  # the second call ran the compiled head
+    fc = model.get_layer("fc")
+    fc.kernel.assign(keras.ops.multiply(fc.kernel.value, -2.0))
+    changed = explain()
+    assert len(uncompiled) == 1
+    monkeypatch.setattr(shim, "HEAD_AFTER_CUT", False)
+    same(changed, explain())  # the new weights, not those of the first trace
+    with pytest.raises(AssertionError):
+        same(changed, first)
+
+
 # -- small ops --------------------------------------------------------------------------
 def test_all_finite_and_shape() -> None:
     ops = KerasOps()

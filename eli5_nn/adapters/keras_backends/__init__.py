@@ -21,6 +21,10 @@ Every module here defines:
   and returns what flows on; the shim returns the scores as numpy, per round
   ``(input_grad, [grad of each slot])``, and the slot activations.
 
+A shim with ``HEAD_AFTER_CUT`` set (JAX) also defines ``head_gradients(head, a,
+cotangents, scores)``: the scores of a functional model of the network after a
+cut layer on that layer's output ``a``, and per round the gradient with respect to ``a``.
+
 :func:`load` picks the module of the active backend.
 """
 
