@@ -190,6 +190,38 @@ def test_jax_grad_cam_head_runs_compiled_from_its_second_call(
         same(changed, first)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="the head after a cut layer is for JAX")
+def test_jax_grad_cam_head_that_cannot_be_compiled_runs_op_by_op() -> None:
+    """A head layer that reads a value in Python runs eagerly but not under
+    ``jax.jit``: the later calls fall back to the op-by-op head, same result."""
+
+    class Scale(keras.layers.Layer):
+        def call(self, x: object) -> object:
+            top = float(keras.ops.max(keras.ops.stop_gradient(x)))  # a concrete value
+            return x / (1.0 + abs(top))
+
+        def compute_output_shape(self, shape: tuple) -> tuple:
+            return shape
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    h = keras.layers.Activation("relu", name="relu")(h)
+    h = Scale()(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, keras.layers.Dense(3, name="fc")(h))
+    x = np.random.default_rng(2).random((2, 8, 8, 3)).astype("float32")
+    runs = [eli5_nn.explain_predictions(model, x, method="grad-cam", layer="relu",
+                                        progress=False) for _ in range(3)]
+    from eli5_nn.adapters.keras_backends import jax as shim
+
+    assert [c.failed for h, c in shim._HEADS.items()
+            if any(isinstance(layer, Scale) for layer in h.layers)] == [True]
+    for later in runs[1:]:
+        for a, b in zip(later, runs[0], strict=True):
+            np.testing.assert_allclose(a.targets[0].attribution, b.targets[0].attribution,
+                                       rtol=1e-5, atol=1e-6)
+
+
 # -- small ops --------------------------------------------------------------------------
 def test_all_finite_and_shape() -> None:
     ops = KerasOps()

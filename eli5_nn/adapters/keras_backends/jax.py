@@ -142,6 +142,9 @@ class _CompiledHead:
         self.grad = jax.jit(grad)
         #: (shape, dtype) of the inputs the head has run on uncompiled
         self.seen: set[tuple[tuple[int, ...], str]] = set()
+        #: whether compiling failed (a layer that reads values in Python, say): the
+        #: head then always runs op by op
+        self.failed = False
 
 
 #: Grad-CAM's head (the network after the layer, ``KerasAdapter._head``) per head
@@ -167,16 +170,21 @@ def head_gradients(
         if compiled is None:
             compiled = _HEADS[head] = _CompiledHead(head)
     sig = (tuple(int(d) for d in a.shape), str(a.dtype))
-    if sig not in compiled.seen:
-        scores_np, rounds, _ = gradients(
-            lambda xa, _tap: scores(call(head, xa)), a, cotangents,
-            wrt_input=True, slots=[], cut=False,
-        )
-        compiled.seen.add(sig)
-        return scores_np, [g for g, _slot_grads in rounds]
-    trainable, non_trainable = _values(head)
-    out = compiled.scores(trainable, non_trainable, a)
-    scores_np = np.asarray(out, dtype=np.float64)
-    grads = [compiled.grad(trainable, non_trainable, a, jnp.asarray(cot, dtype=out.dtype))
-             for cot in cotangents(scores_np)]
-    return scores_np, grads
+    if sig in compiled.seen and not compiled.failed:
+        trainable, non_trainable = _values(head)
+        try:
+            out = compiled.scores(trainable, non_trainable, a)
+        except Exception:  # noqa: BLE001 - not compilable: op by op, as before
+            compiled.failed = True
+        else:
+            scores_np = np.asarray(out, dtype=np.float64)
+            grads = [compiled.grad(trainable, non_trainable, a,
+                                   jnp.asarray(cot, dtype=out.dtype))
+                     for cot in cotangents(scores_np)]
+            return scores_np, grads
+    scores_np, rounds, _ = gradients(
+        lambda xa, _tap: scores(call(head, xa)), a, cotangents,
+        wrt_input=True, slots=[], cut=False,
+    )
+    compiled.seen.add(sig)
+    return scores_np, [g for g, _slot_grads in rounds]
