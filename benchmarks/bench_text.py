@@ -178,7 +178,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(speed_row(fw, f"{method} x{n_docs}", t_ours, t_floor,
                                   f"{n} passes per review; floor chunk {best} "
                                   f"(best of {options})"))
-        options = (512, 2048, 8192)
+        options = (128, 512, 2048)
         best = best_chunk(lambda c, tm=tm: lambda: floor_occlusion(tm, ids_t, c), options)
         t_ours, t_floor = interleaved(ours("occlusion"),
                                       lambda tm=tm, c=best: floor_occlusion(tm, ids_t, c),

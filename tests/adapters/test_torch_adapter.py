@@ -234,3 +234,28 @@ def test_the_module_walk_lists_what_model_modules_lists():
     tree = nn.Sequential(*[nn.Sequential(nn.Conv2d(1, 1, 1), nn.Sequential(nn.ReLU()))
                            for _ in range(3)])
     assert [id(m) for m in _all_modules(tree)] == [id(m) for m in tree.modules()]
+
+
+def test_forward_chunks_on_the_cpu_keep_the_largest_layer_within_its_byte_budget():
+    """Rows per pass without a graph: the largest module's input + output per row,
+    measured on one row, sets the cap (a ReLU in place counts its tensor once)."""
+    from eli5_nn.adapters import torch as torch_adapter
+    from eli5_nn.adapters.base import MAX_FORWARD_ROWS
+
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2))
+    adapter = get_adapter(model)
+    assert adapter.max_forward_rows == MAX_FORWARD_ROWS  # no input seen yet
+    x = torch.rand(4, 3, 32, 32)
+    with adapter.session():
+        adapter.bytes_per_row(x)
+        largest = (3 + 16) * 32 * 32 * 4  # the convolution's input and output
+        assert adapter._largest_module_bytes(x) == largest
+        assert adapter.max_forward_rows == torch_adapter.FORWARD_LAYER_BYTES // largest
+    assert all(not m._forward_hooks for m in model.modules())  # no hook left behind
+    adapter.max_forward_rows = 3
+    assert adapter.max_forward_rows == 3
+    tiny = get_adapter(nn.Linear(3, 2))
+    with tiny.session():
+        tiny.bytes_per_row(torch.rand(2, 3))
+        assert tiny.max_forward_rows == MAX_FORWARD_ROWS  # small rows: the fixed cap
