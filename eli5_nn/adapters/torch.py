@@ -108,12 +108,13 @@ class TorchAdapter:
         return type(self.model).__name__
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
-        for p in self.model.parameters():
-            if p.is_floating_point():
-                return p.device, p.dtype
-        for b in self.model.buffers():
-            if b.is_floating_point():
-                return b.device, b.dtype
+        # the first floating parameter (else buffer), in model.parameters() order, read
+        # from the module list this adapter already holds (no second walk of the model)
+        for kind in ("_parameters", "_buffers"):
+            for m in self.modules():
+                for p in getattr(m, kind).values():
+                    if p is not None and p.is_floating_point():
+                        return p.device, p.dtype
         return torch.device("cpu"), torch.get_default_dtype()
 
     @contextmanager
