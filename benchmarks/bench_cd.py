@@ -2,9 +2,11 @@
 
 A VGG-style net on one 224×224 image: CD of 64 patch masks (an 8×8 grid of
 28×28 patches), decomposed in one batched pass, against the floor of 64
-plain forward passes of the same batch. CD carries two parts through every
-layer and evaluates each ReLU twice, so about 3× the floor is the expected
-cost.
+plain forward passes of the same batch. In general CD carries two parts
+(relevant, irrelevant) through every layer, about 3× the floor; for one image
+under many masks their sum is the image's own activation at every layer, the
+same in every row, so eli5-nn carries it once (one batch-1 row) and only the
+relevant part at full batch: about the floor's cost.
 """
 
 from __future__ import annotations
