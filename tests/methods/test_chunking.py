@@ -25,9 +25,13 @@ def test_forward_only_chunks_follow_the_adapters_cap():
 
 
 def test_torch_states_its_cap():
+    """512 rows before any input is seen (the CPU cap per input is tested with the
+    torch adapter: its largest layer's bytes per row)."""
+    import torch
+
     from eli5_nn.adapters.torch import TorchAdapter
 
-    assert TorchAdapter.max_forward_rows == 512
+    assert TorchAdapter(torch.nn.Linear(2, 2)).max_forward_rows == 512
 
 
 def test_gradient_chunks_follow_the_adapters_cap():
