@@ -45,3 +45,23 @@ def test_gradient_chunks_follow_the_adapters_cap():
     assert _ctx(adapter).chunk_size(10_000) == 9
     assert _ctx(adapter, batch_size=3).chunk_size(10_000) == 3
     assert TorchAdapter.max_gradient_rows == 256
+
+
+def test_pieces_in_row_order_are_joined_without_a_reordering_copy(monkeypatch):
+    """Chunks of one cotangent round come in row order: joined as they are (no
+    gather); pieces out of order (a second round's rows) are put in order."""
+    from eli5_nn.methods.batching import _assemble
+
+    adapter = FakeAdapter(linear_model())
+    ctx = _ctx(adapter)
+    taken: list[np.ndarray] = []
+    take = adapter.ops.take
+    monkeypatch.setattr(adapter.ops, "take", lambda x, i, axis=0: taken.append(i) or
+                        take(x, i, axis))
+    a, b = np.arange(6.0).reshape(3, 2), np.arange(6.0, 10.0).reshape(2, 2)
+    joined = _assemble(ctx, [(np.arange(3), a), (np.arange(3, 5), b)])
+    np.testing.assert_array_equal(joined, np.concatenate([a, b]))
+    assert not taken
+    mixed = _assemble(ctx, [(np.array([0, 2, 4]), a), (np.array([1, 3]), b)])
+    np.testing.assert_array_equal(mixed, np.concatenate([a, b])[[0, 3, 1, 4, 2]])
+    assert len(taken) == 1
