@@ -77,7 +77,12 @@ class Text:
             progress=False, **kw)
 
     def captum(self, method: str, batch: int | None = None) -> Callable[[], Any]:
+        """Captum's call; ``batch``: rows per pass, a multiple of the number of
+        reviews (Captum batches whole steps or samples of every review:
+        ``internal_batch_size`` below the number of inputs is raised to it, and
+        ``nt_samples_batch_size`` counts samples, each one row per review)."""
         ids, t = self.ids_t, self.cls
+        per_review = None if batch is None else batch // len(self.ids)
         calls: dict[str, Callable[[], Any]] = {
             "gradient": lambda: self.grad.attribute(ids, target=t).norm(dim=-1),
             "gradient-x-input": lambda: self.gxi.attribute(ids, target=t).sum(-1),
@@ -86,7 +91,7 @@ class Text:
                 method="gausslegendre", internal_batch_size=batch).sum(-1),
             "smoothgrad": lambda: self.nt.attribute(
                 self.tm.embed(ids), nt_type="smoothgrad", nt_samples=SAMPLES,
-                stdevs=self.std, target=t, nt_samples_batch_size=batch).norm(dim=-1),
+                stdevs=self.std, target=t, nt_samples_batch_size=per_review).norm(dim=-1),
             "occlusion": lambda: self.occ.attribute(
                 ids, sliding_window_shapes=(1,), baselines=0, target=t),
         }
@@ -112,9 +117,14 @@ def text_rows(tm: TextModel, n_docs: int, repeat: int) -> list[dict[str, Any]]:
         o, c, r = paired(tx.ours(method, **kw), tx.captum(method), rep)
         rows.append(captum_row(fw, method, o, c, r, f"{n} passes per review; ours batch "
                                f"{chunk} (auto), Captum all in one (its default)"))
-        o, c, r = paired(tx.ours(method, batch_size=chunk, **kw), tx.captum(method, chunk), rep)
-        rows.append(captum_row(fw, f"{method} batch_size={chunk}", o, c, r,
-                               f"{n} passes per review; both batch {chunk}"))
+        # the same rows per pass in both: Captum's smallest pass holds one step (or
+        # sample) of every review, so whole multiples of the number of reviews
+        equal = n_docs * max(1, chunk // n_docs)
+        o, c, r = paired(tx.ours(method, batch_size=equal, **kw), tx.captum(method, equal), rep)
+        rows.append(captum_row(fw, f"{method} batch_size={equal}", o, c, r,
+                               f"{n} passes per review; both {equal} rows a pass (Captum's "
+                               f"least: one {'step' if method[0] == 'i' else 'sample'} "
+                               "of every review)"))
     o, c, r = paired(tx.ours("occlusion"), tx.captum("occlusion"), max(3, repeat // 3))
     rows.append(captum_row(fw, "occlusion", o, c, r, "Captum also occludes the padding "
                            "(160 variants per review, ours about 120)"))

@@ -84,7 +84,11 @@ def smoothgrad(ctx: MethodContext) -> MethodResult:
     one = x_rows[:1]
 
     def samples(r_u: np.ndarray, s_u: np.ndarray) -> Tensor:
-        eps = ops.concat([ops.normal(one, 1.0, int(seeds[s])) for s in s_u], axis=0)
+        # each sample's noise drawn once per chunk, however many rows share it (a
+        # chunk of 256 reviews x 1 sample draws once, not 256 times)
+        distinct, which = np.unique(s_u, return_inverse=True)
+        drawn = ops.concat([ops.normal(one, 1.0, int(seeds[s])) for s in distinct], axis=0)
+        eps = drawn if np.array_equal(distinct, s_u) else ops.take(drawn, which)
         return ops.take(x_rows, r_u) + eps * ops.take(std, r_u)
 
     weights = np.full(n_samples, 1.0 / n_samples)
