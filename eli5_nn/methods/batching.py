@@ -176,7 +176,9 @@ def gradient_pass(
     scores_parts: list[np.ndarray] = []
     pieces = _Pieces()
     chunk_targets: list[list[int]] = []
-    chunks = list(iter_chunks(n, ctx.chunk_size(n)))
+    # a pass cut at its one layer records no graph before it (CAM methods)
+    head_only = cut_at_layer and not wrt_input and len(layers) == 1
+    chunks = list(iter_chunks(n, ctx.chunk_size(n, head_only=head_only)))
     with progress_bar(ctx, len(chunks), "explaining") as bar:
         for sl in chunks:
             docs = list(range(sl.start, sl.stop))

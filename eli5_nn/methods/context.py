@@ -111,11 +111,15 @@ class MethodContext:
     def n_docs(self) -> int:
         return int(self.adapter.ops.shape(self.x)[0])
 
-    def chunk_size(self, n_units: int, forward_only: bool = False) -> int:
+    def chunk_size(self, n_units: int, forward_only: bool = False,
+                   head_only: bool = False) -> int:
         """How many inputs one pass holds: ``batch_size``, or what fits the memory budget.
 
         A ``forward_only`` pass (no graph) keeps no activations for a backward
         pass, so a row costs about a third of a gradient pass and more rows fit.
+        A ``head_only`` pass (a graph from a tapped layer on: CAM methods) runs
+        the model up to the layer without a graph, so its rows cost about what a
+        forward-only row does; it keeps the gradient passes' row cap.
         """
         if self.batch_size is not None:
             return self.batch_size
@@ -127,7 +131,8 @@ class MethodContext:
             cap = self.adapter.max_forward_rows  # Keras: recurrent layers want bigger chunks
             return int(max(1, min(cap, n_units, 3 * budget // per_row)))
         cap = self.adapter.max_gradient_rows  # Keras on TF/JAX: recurrent layers want more
-        return int(max(1, min(cap, n_units, budget // per_row)))
+        fits = (3 if head_only else 1) * budget // per_row
+        return int(max(1, min(cap, n_units, fits)))
 
 
 @dataclass

@@ -65,3 +65,38 @@ def test_pieces_in_row_order_are_joined_without_a_reordering_copy(monkeypatch):
     mixed = _assemble(ctx, [(np.array([0, 2, 4]), a), (np.array([1, 3]), b)])
     np.testing.assert_array_equal(mixed, np.concatenate([a, b])[[0, 3, 1, 4, 2]])
     assert len(taken) == 1
+
+
+def test_passes_cut_at_a_layer_size_their_rows_like_forward_passes(monkeypatch):
+    """CAM passes record a graph only after their layer: three times the rows of a
+    full gradient pass fit the budget, under the same row cap."""
+    adapter = FakeAdapter(linear_model())
+    monkeypatch.setattr(adapter, "bytes_per_row", lambda x: 1000)
+    monkeypatch.setattr(adapter, "pass_budget_bytes", lambda: 100_000)
+    ctx = _ctx(adapter)
+    assert ctx.chunk_size(10_000) == 100
+    assert ctx.chunk_size(10_000, head_only=True) == 256 == adapter.max_gradient_rows
+    monkeypatch.setattr(adapter, "bytes_per_row", lambda x: 3000)
+    assert ctx.chunk_size(10_000) == 33 and ctx.chunk_size(10_000, head_only=True) == 100
+
+
+def test_grad_cam_of_many_docs_runs_in_passes_sized_for_its_head(monkeypatch):
+    """gradient_pass tells the chunk rule when the pass is cut at its layer (CAM),
+    and not for a pass to the input."""
+    import eli5_nn
+    from tests.fake_adapter import conv_model
+
+    seen: list[bool] = []
+    real = MethodContext.chunk_size
+
+    def spy(self, n_units, forward_only=False, head_only=False):  # noqa: ANN001
+        seen.append(head_only)
+        return real(self, n_units, forward_only, head_only)
+
+    monkeypatch.setattr(MethodContext, "chunk_size", spy)
+    x = np.random.default_rng(0).random((4, 3, 6, 6))
+    eli5_nn.explain_predictions(FakeAdapter(conv_model()), x, method="grad-cam")
+    assert seen == [True]
+    seen.clear()
+    eli5_nn.explain_predictions(FakeAdapter(conv_model()), x, method="gradient")
+    assert seen == [False]
