@@ -37,6 +37,42 @@ def interleaved(ours: Callable[[], Any], floor: Callable[[], Any], repeat: int,
     return best_ours, best_floor
 
 
+def paired(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int, warmup: int = 1
+           ) -> tuple[float, float, float]:
+    """Median times of ``ours`` and ``theirs`` run alternately (which goes first
+    alternates too) and the median of the per-round ratios ours ÷ theirs.
+
+    Times are the CPU time of the process (``time.process_time``): both libraries
+    run on one thread, so CPU time is the work each does, and load from other
+    processes on a shared machine, which stretches wall-clock time at random, does
+    not enter the ratio."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    t_ours, t_theirs = [], []
+    for i in range(repeat):
+        pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
+        times = []
+        for fn in pair:
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        a, b = times if i % 2 == 0 else times[::-1]
+        t_ours.append(a)
+        t_theirs.append(b)
+    ratios = np.array(t_ours) / np.array(t_theirs)
+    return float(np.median(t_ours)), float(np.median(t_theirs)), float(np.median(ratios))
+
+
+def auto_batch_size(model: Any, x: Any, units: int) -> int:
+    """The chunk eli5-nn picks for ``units`` gradient rows of inputs like ``x``."""
+    from eli5_nn.adapters import get_adapter
+    from eli5_nn.methods.context import MethodContext
+
+    ctx = MethodContext(adapter=get_adapter(model), x=x, resolve_targets=lambda s, d: [])
+    return int(ctx.chunk_size(units))
+
+
 def best_time(fn: Callable[[], Any], repeat: int = 1, warmup: bool = True) -> float:
     """Best of ``repeat`` timed calls, after one warm-up call if ``warmup``."""
     if warmup:
