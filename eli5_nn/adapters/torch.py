@@ -11,7 +11,7 @@ lock, so a hook never fires for another thread's forward pass.
 from __future__ import annotations
 
 import copy as copy_module
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -481,14 +481,22 @@ class TorchAdapter:
         """A fixed cap instead of the automatic one."""
         self._forward_rows = int(rows)
 
+    def _per_signature(self, kind: str, x: Tensor, measure: Callable[[], int]) -> int:
+        """``measure()``, taken once per model and input signature (in the layout the
+        passes will use) and kept in the model's cache."""
+        cache = common.model_cache(self.model)
+        key = self._key(kind, x)
+        if key not in cache:
+            self._choose_format(x)
+            cache[key] = measure()
+        return int(cache[key])
+
     def _largest_module_bytes(self, x: Tensor) -> int:
         """The largest input + output (bytes, distinct storages) of any module in a
         forward pass of one row like ``x``'s (cached per model and input signature)."""
-        cache = common.model_cache(self.model)
-        key = self._key("module-bytes", x)
-        if key in cache:
-            return int(cache[key])
-        self._choose_format(x)
+        return self._per_signature("module-bytes", x, lambda: self._module_bytes(x))
+
+    def _module_bytes(self, x: Tensor) -> int:
         largest = [0]
 
         def tensors(value: Any) -> list[torch.Tensor]:
@@ -514,16 +522,14 @@ class TorchAdapter:
         finally:
             for h in handles:
                 h.remove()
-        cache[key] = largest[0]
         return largest[0]
 
     def bytes_per_row(self, x: Tensor) -> int:
         self._last_batch = x
-        cache = common.model_cache(self.model)
-        key = self._key("bytes", x)
-        if key in cache:
-            return int(cache[key])
-        self._choose_format(x)
+        return self._per_signature("bytes", x, lambda: self._graph_bytes(x))
+
+    def _graph_bytes(self, x: Tensor) -> int:
+        """What one row like ``x``'s costs in a forward + backward pass (estimate)."""
         total = [0]
         seen: set[int] = set()
 
@@ -543,9 +549,7 @@ class TorchAdapter:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = self._scores(self._run(xi))
         # what the backward pass allocates on top is about one more activation set
-        estimate = 2 * total[0] + 4 * size + out.numel() * 8
-        cache[key] = estimate
-        return estimate
+        return 2 * total[0] + 4 * size + out.numel() * 8
 
     # -- copies with randomised layers (eli5_nn.metrics.randomization_check) --------------
     def copy_model(self) -> nn.Module:
