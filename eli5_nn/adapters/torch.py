@@ -473,7 +473,9 @@ class TorchAdapter:
         x = self._last_batch
         if x is None or self._device_dtype()[0].type != "cpu":
             return MAX_FORWARD_ROWS
-        per_row = max(1, self._largest_module_bytes(x))
+        per_row = self._largest_module_bytes(x)
+        if per_row <= 0:  # not measured (TorchScript)
+            return MAX_FORWARD_ROWS
         return int(max(1, min(MAX_FORWARD_ROWS, FORWARD_LAYER_BYTES // per_row)))
 
     @max_forward_rows.setter
@@ -515,7 +517,10 @@ class TorchAdapter:
                      for t in tensors(inp) + tensors(out)}
             largest[0] = max(largest[0], sum(sizes.values()))
 
-        handles = [m.register_forward_hook(measure) for m in self.modules()]
+        hookable = [m for m in self.modules() if not isinstance(m, torch.jit.ScriptModule)]
+        if not hookable:
+            return 0  # TorchScript takes no hooks: nothing measured, the fixed cap holds
+        handles = [m.register_forward_hook(measure) for m in hookable]
         try:
             with torch.no_grad():
                 self._run(x[:1])

@@ -259,3 +259,20 @@ def test_forward_chunks_on_the_cpu_keep_the_largest_layer_within_its_byte_budget
     with tiny.session():
         tiny.bytes_per_row(torch.rand(2, 3))
         assert tiny.max_forward_rows == MAX_FORWARD_ROWS  # small rows: the fixed cap
+
+
+def test_forward_chunks_of_torchscript_models_keep_the_fixed_cap():
+    """TorchScript takes no hooks: the largest layer is not measured and the fixed
+    cap holds (explaining a scripted model with an input-gradient method works)."""
+    import eli5_nn
+    from eli5_nn.adapters.base import MAX_FORWARD_ROWS
+
+    model = torch.jit.script(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(),
+                                           nn.Linear(4 * 6 * 6, 3)).eval())
+    x = torch.rand(3, 1, 8, 8)
+    adapter = get_adapter(model)
+    with adapter.session():
+        adapter.bytes_per_row(x)
+        assert adapter.max_forward_rows == MAX_FORWARD_ROWS
+    expls = eli5_nn.explain_predictions(model, x, method="integrated-gradients", steps=4)
+    assert len(expls) == 3 and np.isfinite(expls[0].targets[0].attribution).all()
