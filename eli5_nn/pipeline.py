@@ -27,9 +27,9 @@ from .errors import Eli5NNTypeError, ExplanationError
 from .layout import Layout, parse_layout
 from .methods import METHODS, MethodContext, MethodResult, MethodSpec, get_method
 from .methods.params import ARGUMENTS
-from .modalities.base import Modality, Prepared, layer_note
+from .modalities.base import Modality, Prepared, RowMaps, layer_note
 from .modalities.pictures import from_pil, is_pil, layout_hint
-from .results import NNExplanation, NNTargetExplanation
+from .results import Lazy, NNExplanation, NNTargetExplanation
 from .targets import check_output, normalise_targets, proba, target_name, target_resolver
 
 logger = logging.getLogger(__name__)
@@ -285,31 +285,58 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
     description = _describe(spec, ctx, attribution, result, prepared, opts,
                             modality.display_size()) + output_note
     rows = result.rows
-    # rows are doc-major: doc d's rows are starts[d]:starts[d + 1]
-    starts = np.searchsorted(rows.doc, np.arange(modality.n_docs + 1))
-    explanations = []
+    # the per-row values read at once (one numpy call each, not one per row)
+    classes = np.asarray(rows.cls).tolist()
+    probas = [None] * len(classes) if probs is None else \
+        probs[rows.doc, rows.cls].astype(float).tolist()
+    # a modality whose ``results`` hold no model or model input (text) has its targets
+    # built when first read; the others now
+    deferred = getattr(modality, "results", None)
+    finish = modality if deferred is None else deferred
+    targets = _Targets(
+        [target_name(c, opts.target_names) for c in classes],
+        result.scores[rows.doc, rows.cls].astype(float).tolist(), probas, attribution, layout,
+        # rows are doc-major: doc d's rows are bounds[d]:bounds[d + 1]
+        np.searchsorted(rows.doc, np.arange(modality.n_docs + 1)).tolist(),
+        partial(finish.maps, spec, attribution, layout, np.asarray(rows.doc), opts.relu,
+                result.display),
+    )
+    explanation, method = modality.explanation, spec.name
+    if deferred is not None:
+        return [explanation(d, Lazy(partial(targets.of, deferred.target, d)), description,
+                            estimator, method) for d in range(modality.n_docs)]
     with _collector_paused():
-        all_maps = modality.maps(spec, attribution, layout, np.asarray(rows.doc), opts.relu,
-                                 result.display)
-        # the per-row values read at once (one numpy call each, not one per row)
-        classes = np.asarray(rows.cls).tolist()
-        names = [target_name(c, opts.target_names) for c in classes]
-        scores = result.scores[rows.doc, rows.cls].astype(float).tolist()
-        probas = [None] * len(classes) if probs is None else \
-            probs[rows.doc, rows.cls].astype(float).tolist()
-        bounds = starts.tolist()
-        target, explanation, method = modality.target, modality.explanation, spec.name
-        for d in range(modality.n_docs):
-            targets = []
-            for r in range(bounds[d], bounds[d + 1]):
-                maps = all_maps[r]
-                # positional: target, feature_weights, proba, score, weighted_spans, heatmap,
-                # attribution, faithfulness, layout
-                base = NNTargetExplanation(names[r], None, probas[r], scores[r], None,
-                                           maps.heatmap, attribution[r], None, layout)
-                targets.append(target(d, maps, base))
-            explanations.append(explanation(d, targets, description, estimator, method))
-    return explanations
+        return [explanation(d, targets.of(modality.target, d), description, estimator, method)
+                for d in range(modality.n_docs)]
+
+
+class _Targets:
+    """The target explanations of a call's docs, from per-row values read at once:
+    ``maps()`` builds every row's maps (on the first :meth:`of`)."""
+
+    def __init__(self, names: list[str], scores: list[float], probas: list[float | None],
+                 attribution: np.ndarray, layout: Layout, bounds: list[int],
+                 maps: Callable[[], list[RowMaps]]) -> None:
+        self.names, self.scores, self.probas = names, scores, probas
+        self.attribution, self.layout, self.bounds, self.maps = attribution, layout, bounds, maps
+        self._maps: list[RowMaps] | None = None
+
+    def of(self, target: Callable[[int, RowMaps, NNTargetExplanation], NNTargetExplanation],
+           d: int) -> list[NNTargetExplanation]:
+        """Doc ``d``'s targets, finished by the modality's ``target``."""
+        if self._maps is None:
+            with _collector_paused():
+                self._maps = self.maps()
+        out = []
+        for r in range(self.bounds[d], self.bounds[d + 1]):
+            maps = self._maps[r]
+            # positional: target, feature_weights, proba, score, weighted_spans, heatmap,
+            # attribution, faithfulness, layout
+            base = NNTargetExplanation(self.names[r], None, self.probas[r], self.scores[r],
+                                       None, maps.heatmap, self.attribution[r], None,
+                                       self.layout)
+            out.append(target(d, maps, base))
+        return out
 
 
 @contextmanager

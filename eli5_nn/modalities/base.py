@@ -72,7 +72,13 @@ class RowMaps:
 
 
 class Modality(Protocol):
-    """A kind of input; see the module docstring."""
+    """A kind of input; see the module docstring.
+
+    A modality may also have ``results``: an object with this protocol's
+    :meth:`maps` and :meth:`target` that holds no model, adapter or model input
+    (the text modality's :class:`~eli5_nn.modalities.tokens.TokenResults`). The
+    pipeline then builds a call's targets when they are first read.
+    """
 
     n_docs: int
     #: what the model takes (for the layer layouts and the automatic CAM layer)
@@ -96,8 +102,8 @@ class Modality(Protocol):
     def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
         """``base`` (target, scores, heatmap, attribution set) with the modality's fields."""
 
-    def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
-                    estimator: str, method: str) -> NNExplanation:
+    def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
+                    description: str, estimator: str, method: str) -> NNExplanation:
         """The explanation of doc ``d``."""
 
     def accepts(self, spec: MethodTraits) -> bool:

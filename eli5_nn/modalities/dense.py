@@ -189,8 +189,8 @@ class DenseInput:
         note = image_mod.rescale_note(float(row.min()), float(row.max()))
         return Lazy(lambda: image_mod.image_from_input(row, ch)[0]), note
 
-    def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
-                    estimator: str, method: str) -> NNExplanation:
+    def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
+                    description: str, estimator: str, method: str) -> NNExplanation:
         """The explanation of doc ``d``, with the picture of the input."""
         pic, note = self._picture(d)
         return NNExplanation(

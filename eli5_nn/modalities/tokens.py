@@ -120,11 +120,12 @@ class TokenInput:
         self.tokens = toks
         self.documents = text_mod.documents(document, self.n_docs)
         self.space = EmbeddingSpace(inputs=model_in, layer=emb, ids=ids, real=real, pad_id=pad)
-        self._docs: dict[int, Callable[[], text_mod.DocSpans]] = {}
+        #: what the results need once the model has run (built when first read)
+        self.results = TokenResults(ids, real, self.length, toks, self.documents)
         self._kept: list[int] | None = None
         if document is not None:  # tokens not found in a document fail now, not when read
             for d in range(self.n_docs):
-                self._doc(d)()
+                self.results.doc(d)()
 
     @staticmethod
     def accepts(spec: MethodTraits) -> bool:
@@ -198,10 +199,50 @@ class TokenInput:
 
     def maps(self, spec: MethodTraits, rows: np.ndarray, layout: Layout, docs: np.ndarray,
              relu: bool | None, display: np.ndarray | None) -> list[RowMaps]:
+        """:meth:`TokenResults.maps`."""
+        return self.results.maps(spec, rows, layout, docs, relu, display)
+
+    def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
+        """:meth:`TokenResults.target`."""
+        return self.results.target(d, maps, base)
+
+    def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
+                    description: str, estimator: str, method: str) -> NNExplanation:
+        if self._kept is None:
+            self._kept = self.space.real.sum(axis=1).tolist()
+        kept = self._kept[d]
+        left_out = "padding and special tokens" if self.n_special else "padding"
+        return NNExplanation(
+            estimator=estimator, method=method, targets=targets,
+            description=description + f" Tokens: {kept} of {self.length} positions "
+            f"({left_out} left out).",
+        )
+
+    def display_size(self) -> tuple[int, ...]:
+        """None for text (one weight per token)."""
+        return ()
+
+
+class TokenResults:
+    """What the results of a text call need once the model has run: the ids, the
+    mask of real tokens, the given tokens and documents (no model, adapter or model
+    input, so results that are built when first read keep none of them alive).
+
+    The pipeline builds a call's targets through it when they are first read
+    (:meth:`maps` for all rows at once, then :meth:`target` per row)."""
+
+    def __init__(self, ids: np.ndarray, real: np.ndarray, length: int,
+                 tokens: list[list[str]] | None, documents: list[str | None]) -> None:
+        self.ids, self.real, self.length = ids, real, length
+        self.tokens, self.documents = tokens, documents
+        self._docs: dict[int, Callable[[], text_mod.DocSpans]] = {}
+
+    def maps(self, spec: MethodTraits, rows: np.ndarray, layout: Layout, docs: np.ndarray,
+             relu: bool | None, display: np.ndarray | None) -> list[RowMaps]:
         """One signed weight per real token: a CAM resized to the positions, or the
         embedding attribution reduced as the method says (``spec.text``); built for
         all rows at once."""
-        keep = self.space.real[docs]
+        keep = self.real[docs]
         if spec.space == "layer":
             cams = layout.channel_sums(rows)
             signed = text_mod.resize_rows(cams.reshape(len(rows), -1), self.length)
@@ -217,11 +258,24 @@ class TokenInput:
         return [RowMaps(flat_signed[a:b], flat_heat[a:b])
                 for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
+    def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
+        """Weighted spans (one per token occurrence) and the top tokens (computed
+        when first read)."""
+        doc, signed = self.doc(d), realise(maps.signed)  # (an array: built by maps())
+        base.weighted_spans = Lazy(lambda: text_mod.spans(doc(), signed))
+        base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc().names, signed))
+        return base
+
+    def doc(self, d: int) -> Callable[[], text_mod.DocSpans]:
+        """The span builder of doc ``d``, one per doc (shared by its targets)."""
+        if d not in self._docs:
+            self._docs[d] = self._doc_spans(d)
+        return self._docs[d]
+
     def _doc_spans(self, d: int) -> Callable[[], text_mod.DocSpans]:
         """Where the real tokens of doc ``d`` sit: computed on the first call, then
-        kept. The closure holds the doc's ids, mask, tokens and text only, so a
-        result does not keep the model input alive."""
-        ids, real, document = self.space.ids[d], self.space.real[d], self.documents[d]
+        kept."""
+        ids, real, document = self.ids[d], self.real[d], self.documents[d]
         given = None if self.tokens is None else self.tokens[d]
         memo: list[text_mod.DocSpans] = []
 
@@ -233,33 +287,3 @@ class TokenInput:
             return memo[0]
 
         return spans
-
-    def target(self, d: int, maps: RowMaps, base: NNTargetExplanation) -> NNTargetExplanation:
-        """Weighted spans (one per token occurrence) and the top tokens (computed
-        when first read)."""
-        doc, signed = self._doc(d), realise(maps.signed)  # (an array: built by maps())
-        base.weighted_spans = Lazy(lambda: text_mod.spans(doc(), signed))
-        base.feature_weights = Lazy(lambda: text_mod.top_tokens(doc().names, signed))
-        return base
-
-    def _doc(self, d: int) -> Callable[[], text_mod.DocSpans]:
-        """The span builder of doc ``d``, one per doc (shared by its targets)."""
-        if d not in self._docs:
-            self._docs[d] = self._doc_spans(d)
-        return self._docs[d]
-
-    def explanation(self, d: int, targets: list[NNTargetExplanation], description: str,
-                    estimator: str, method: str) -> NNExplanation:
-        if self._kept is None:
-            self._kept = self.space.real.sum(axis=1).tolist()
-        kept = self._kept[d]
-        left_out = "padding and special tokens" if self.n_special else "padding"
-        return NNExplanation(
-            estimator=estimator, method=method, targets=targets,
-            description=description + f" Tokens: {kept} of {self.length} positions "
-            f"({left_out} left out).",
-        )
-
-    def display_size(self) -> tuple[int, ...]:
-        """None for text (one weight per token)."""
-        return ()

@@ -3,8 +3,9 @@
 Fields that cost time to build and are often never read can be given as
 :class:`Lazy` values, computed on first access: ``NNTargetExplanation.feature_weights``
 (image region sums, top tokens), ``NNTargetExplanation.weighted_spans`` (text spans),
-``NNTargetExplanation.heatmap`` (the display map, resized to the input) and
-``NNExplanation.image`` (the picture of the input).
+``NNTargetExplanation.heatmap`` (the display map, resized to the input),
+``NNExplanation.image`` (the picture of the input) and ``NNExplanation.targets``
+(the target explanations of a text call, built together when one is first read).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Lazy:
     """A field value computed by ``fn()`` the first time the field is read, then stored.
 
     Pass it for ``NNTargetExplanation.feature_weights`` / ``weighted_spans`` /
-    ``heatmap`` or ``NNExplanation.image``.
+    ``heatmap`` or ``NNExplanation.image`` / ``targets``.
     Comparing, printing, pickling or formatting a result reads (so computes) it.
     """
 
@@ -127,6 +128,7 @@ for _name in ("feature_weights", "weighted_spans", "heatmap"):
     _SLOTS[_name] = vars(NNTargetExplanation)[_name]
     _lazy_field(NNTargetExplanation, _name, _SLOTS[_name])
 _lazy_field(NNExplanation, "image", vars(Explanation)["image"])
+_lazy_field(NNExplanation, "targets", vars(Explanation)["targets"])
 
 
 __all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "realise", "set_html_formatter"]

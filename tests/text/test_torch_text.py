@@ -312,3 +312,37 @@ def test_tokens_missing_from_the_document_fail_at_the_call():
     with pytest.raises(eli5_nn.errors.ExplanationError, match="not found in document"):
         explain(TextCNN().eval(), IDS, method="gradient", tokens=TOKENS,
                 document="good movie end")
+
+
+def test_text_targets_are_built_when_first_read_and_hold_no_model():
+    """A text call returns its explanations with the targets not yet built (no
+    per-review objects on the hot path); reading them builds the same targets as
+    asked for one review at a time, and until then the results keep neither the
+    model nor its input alive."""
+    import gc
+    import weakref
+
+    from eli5.base import Explanation
+
+    from eli5_nn.results import Lazy
+
+    torch.manual_seed(0)
+    model = TextCNN(vocab=30, dim=8, channels=8).eval()
+    ids = torch.randint(1, 30, (4, 12))
+    ids[1, 8:] = 0
+    expls = eli5_nn.explain_predictions(model, ids, method="gradient-x-input", pad_value=0)
+    slot = vars(Explanation)["targets"]  # the stored value, read past the lazy property
+    assert all(isinstance(slot.__get__(e, type(e)), Lazy) for e in expls)
+    alone = explain(model, ids[1:2], method="gradient-x-input", pad_value=0)
+    got = expls[1].targets[0]
+    assert got.target == alone.targets[0].target
+    np.testing.assert_allclose(got.attribution, alone.targets[0].attribution, rtol=1e-5,
+                               atol=1e-7)
+    assert [w for w, *_ in got.weighted_spans.docs_weighted_spans[0].spans] == \
+        [w for w, *_ in alone.targets[0].weighted_spans.docs_weighted_spans[0].spans]
+    # unread results keep no model alive
+    ref = weakref.ref(model)
+    del model, alone
+    gc.collect()
+    assert ref() is None
+    assert len(expls[3].targets) == 1  # still readable
