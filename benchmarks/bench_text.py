@@ -174,7 +174,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                               lambda: floor_units(tm, ids_t, kind, n, c), options)
             t_ours, t_floor = interleaved(
                 ours(method, **kw), lambda tm=tm, kind=kind, n=n, c=best:
-                floor_units(tm, ids_t, kind, n, c), 1, warmup=1, min_time=0.0)
+                floor_units(tm, ids_t, kind, n, c), 3, warmup=1, min_time=0.0)
             rows.append(speed_row(fw, f"{method} x{n_docs}", t_ours, t_floor,
                                   f"{n} passes per review; floor chunk {best} "
                                   f"(best of {options})"))
@@ -182,7 +182,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         best = best_chunk(lambda c, tm=tm: lambda: floor_occlusion(tm, ids_t, c), options)
         t_ours, t_floor = interleaved(ours("occlusion"),
                                       lambda tm=tm, c=best: floor_occlusion(tm, ids_t, c),
-                                      1, warmup=1, min_time=0.0)
+                                      3, warmup=1, min_time=0.0)
         rows.append(speed_row(fw, f"occlusion x{n_docs}", t_ours, t_floor,
                               f"every variant in batched forwards; floor chunk {best} "
                               f"(best of {options})"))

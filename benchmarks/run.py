@@ -161,10 +161,14 @@ EXTRA: list[tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[..., str
      "methods: once with each library's own batching, once both at eli5-nn's batch size.",
      lambda quick: bench_captum.run(quick), captum_table),
     ("vs Captum (text): 256 IMDB-length reviews, text CNN and BiLSTM, one call over all "
-     "reviews in each library (medians of process CPU time; fewer rounds with --quick).",
+     "reviews in each library (medians of process CPU time; fewer rounds with --quick). "
+     "Step- and sample-based methods: once with each library's own batching, once both "
+     "with the same rows per pass (Captum's least: one step or sample of every review).",
      bench_captum_text.run, captum_table),
     ("Automatic batch_size: Integrated Gradients with batch_size=None against the best of "
-     "the fixed chunks 1, 2, 5, 10, 25, 50 (medians of alternated runs), on every backend.",
+     "the fixed chunks 1, 2, 5, 10, 25, 50, on every backend: the best picked on one "
+     "round-robin of all seven (medians), then auto against it on fresh alternated rounds "
+     "(the median of the per-round ratios).",
      bench_batch.run, batch_table),
     ("Integrated Gradients quadrature: completeness error ``|sum(attribution) - (f(x) "
      "- f(0))| / |f(x) - f(0)|`` and distance to a 256-step reference, medians over random "
@@ -297,7 +301,9 @@ the process uses (``time.process_time``) rather than the wall clock: both librar
 on one thread, so it is the work each does, and load from other jobs on the machine does
 not stretch one library's calls more than the other's. Step- and sample-based
 methods appear twice: each library with its own batching (Captum's default runs all steps
-or samples in one pass), then both at the batch size eli5-nn picks. Captum gets the image
+or samples in one pass), then both with the same rows per pass (for images the batch size
+eli5-nn picks; for text a multiple of the number of reviews, as Captum's least pass holds
+one step or sample of every review). Captum gets the image
 as a user holds it (contiguous); eli5-nn passes it channels-last, which is where most of
 its lead on images comes from: the rows marked *Captum channels-last* give Captum the same
 layout, and show what remains (the one-pass methods are then at parity: both do one
