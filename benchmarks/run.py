@@ -272,8 +272,9 @@ avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond t
 passes: checking the input, choosing the target, the layouts, building the explanation.
 What a caller may never read is built when first read and is not in the times: the
 heatmap resized to the input, the picture of the input, the region sums and, for text,
-the spans and top tokens (reading all of them costs about 2.5 ms for a 224×224 image,
-under a millisecond per review). The machine is shared, so absolute times vary between
+the target explanations of the reviews: their maps (for all reviews at once, about 1 ms
+per 256), spans and top tokens (reading all of them costs about 2.5 ms for a 224×224
+image, under a millisecond per review). The machine is shared, so absolute times vary between
 runs; the ratios are what the tables are for. Each process runs its frameworks on one thread
 (``--threads N`` to change): on a shared machine a parallel operation waits for its
 slowest thread, and with two threads per process the same call's time swings by an order
