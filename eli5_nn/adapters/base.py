@@ -330,6 +330,13 @@ class StopForward(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside a forward pass to end it early (caught by the adapter)."""
 
 
+def cuts_at_layer(cut_at_layer: bool, wrt_input: bool, layers: Sequence[LayerRef]) -> bool:
+    """Whether a gradient pass asked to cut at its layer does: one tapped layer and no
+    input gradient. The model then runs without a graph up to that layer, whose output
+    becomes the leaf the gradients start from (CAM methods)."""
+    return cut_at_layer and not wrt_input and len(layers) == 1
+
+
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
     """Slices covering ``range(n)`` in pieces of at most ``size``."""
     for start in range(0, n, size):

@@ -34,6 +34,7 @@ from .base import (
     Replacement,
     StopForward,
     Tensor,
+    cuts_at_layer,
     pack_input,
 )
 from .keras_calls import (
@@ -299,7 +300,7 @@ class KerasAdapter:
         cut_at_layer: bool = False,
         replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
-        cut = cut_at_layer and not wrt_input and len(layers) == 1
+        cut = cuts_at_layer(cut_at_layer, wrt_input, layers)
         watch, bounds, slots = self._slots(x, layers)
         seen = [0] * len(slots)
         tapped = replace is not None and any(

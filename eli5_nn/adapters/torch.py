@@ -35,6 +35,7 @@ from .base import (
     Replacement,
     StopForward,
     Tensor,
+    cuts_at_layer,
     pack_input,
 )
 from .torch_autograd import autograd_rounds, leaf
@@ -288,7 +289,7 @@ class TorchAdapter:
         replace: Replacement | None = None,
     ) -> tuple[np.ndarray, list[GradPass]]:
         self._choose_format(x)
-        cut = cut_at_layer and not wrt_input and len(layers) == 1
+        cut = cuts_at_layer(cut_at_layer, wrt_input, layers)
         if replace is not None:
             # differentiate with respect to the replacement, not the model input
             xi = replace[1].detach().requires_grad_(wrt_input)

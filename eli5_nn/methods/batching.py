@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm  # the text bar: works in notebooks without ipywidgets
 
-from ..adapters.base import GradPass, LayerRef, Tensor, iter_chunks
+from ..adapters.base import GradPass, LayerRef, Tensor, cuts_at_layer, iter_chunks
 from ..errors import ExplanationError
 from .context import MethodContext, Rows
 
@@ -73,13 +73,13 @@ def chunked_map(
 def _assemble(ctx: MethodContext, pieces: list[tuple[np.ndarray, Tensor]]) -> Tensor:
     """Concatenate row pieces and put them in row order."""
     ops = ctx.adapter.ops
-    if len(pieces) == 1 and np.array_equal(pieces[0][0], np.arange(len(pieces[0][0]))):
-        return pieces[0][1]
     order = np.concatenate([ids for ids, _ in pieces])
+    # one round's chunks come in row order: joined as they are, without a gather
+    in_order = np.array_equal(order, np.arange(len(order)))
+    if in_order and len(pieces) == 1:
+        return pieces[0][1]
     stacked = ops.concat([t for _, t in pieces], axis=0)
-    if np.array_equal(order, np.arange(len(order))):
-        return stacked  # chunks of one round, in order: already in row order
-    return ops.take(stacked, np.argsort(order, kind="stable"), axis=0)
+    return stacked if in_order else ops.take(stacked, np.argsort(order, kind="stable"), axis=0)
 
 
 @dataclass
@@ -176,8 +176,8 @@ def gradient_pass(
     scores_parts: list[np.ndarray] = []
     pieces = _Pieces()
     chunk_targets: list[list[int]] = []
-    # a pass cut at its one layer records no graph before it (CAM methods)
-    head_only = cut_at_layer and not wrt_input and len(layers) == 1
+    # a pass cut at its layer records no graph before it (CAM methods)
+    head_only = cuts_at_layer(cut_at_layer, wrt_input, layers)
     chunks = list(iter_chunks(n, ctx.chunk_size(n, head_only=head_only)))
     with progress_bar(ctx, len(chunks), "explaining") as bar:
         for sl in chunks:
