@@ -162,19 +162,22 @@ def target_resolver(
 
     def resolve(scores: np.ndarray, docs: Sequence[int]) -> list[list[int]]:
         n_classes = scores.shape[1]
+        if top_targets is not None and top_targets > n_classes:
+            raise ExplanationError(
+                f"top_targets={top_targets} but the model has {n_classes} outputs"
+            )
+        best: list[int] | None = None  # the top class of every doc, read at once
         out = []
         for i, d in enumerate(docs):
             given = per_doc[d] if per_doc is not None else None
             if given is not None:
                 ts = given
             elif top_targets is not None:
-                if top_targets > n_classes:
-                    raise ExplanationError(
-                        f"top_targets={top_targets} but the model has {n_classes} outputs"
-                    )
                 ts = [int(c) for c in np.argsort(-scores[i], kind="stable")[:top_targets]]
             else:
-                ts = [int(np.argmax(scores[i]))]
+                if best is None:
+                    best = np.argmax(scores, axis=1).tolist()
+                ts = [best[i]]
             out.append(ts)
         flat = [t for ts in out for t in ts]
         if flat and not 0 <= min(flat) <= max(flat) < n_classes:
@@ -240,21 +243,30 @@ def proba(scores: np.ndarray, output: str | None = None) -> np.ndarray | None:
     if s.ndim != 2:
         raise ExplanationError(f"scores must have shape (N, C), got {s.shape}")
     kind = check_output(output)
+    if kind is None:
+        kind = read_output(s)
     if kind == "regression":
         return None
     if kind == "probabilities":
         return s
     if kind == "multilabel":
         return _sigmoid(s)
-    if kind == "logits":
-        return None if s.shape[1] == 1 else _softmax(s)
-    in_unit = bool(np.all((s >= 0) & (s <= 1)))
-    if s.shape[1] == 1:
-        return s if in_unit else _sigmoid(s)
+    return None if s.shape[1] == 1 else _softmax(s)
+
+
+def read_output(scores: np.ndarray) -> str:
+    """What :func:`proba` reads (N, C) scores as when the model does not say (``output=None``,
+    decided once for all rows): ``"probabilities"`` for rows that already are
+    distributions (in [0, 1], summing to 1; one column: in [0, 1]), else
+    ``"logits"`` (``"multilabel"``, a sigmoid, for one column)."""
+    s = np.asarray(scores)
+    in_unit = s.size == 0 or bool(s.min() >= 0 and s.max() <= 1)
+    if s.ndim == 2 and s.shape[1] == 1:
+        return "probabilities" if in_unit else "multilabel"
     # rows summing to 1 within 1e-4 (np.allclose's test, without its cost per call)
-    if in_unit and bool(np.all(np.abs(s.sum(axis=1) - 1.0) <= 1e-4 + 1e-5)):
-        return s
-    return _softmax(s)
+    if in_unit and bool(np.all(np.abs(s.sum(axis=1, dtype=np.float64) - 1.0) <= 1e-4 + 1e-5)):
+        return "probabilities"
+    return "logits"
 
 
 # -- baselines -------------------------------------------------------------------------------
@@ -343,6 +355,7 @@ __all__ = [
     "normalise_targets",
     "parse_baseline",
     "proba",
+    "read_output",
     "target_index",
     "target_name",
     "target_resolver",

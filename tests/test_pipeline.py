@@ -168,6 +168,47 @@ def test_image_heatmaps_are_resized_and_reduced_only_when_read(monkeypatch, meth
     assert t.feature_weights.pos or t.feature_weights.neg
 
 
+def test_a_call_leaves_cam_sums_probabilities_and_notes_to_the_first_read(monkeypatch):
+    """The CAM's channel sum, the softmax behind ``proba`` and the description's notes
+    on the outputs and the input's values are computed when first read, once for
+    all targets, and read as the eager recipe did."""
+    from eli5_nn import pipeline
+    from eli5_nn.modalities import dense
+    from eli5_nn.modalities import image as image_mod
+
+    calls: list[str] = []
+    for owner, name in ((dense, "layer_maps"), (pipeline, "proba"),
+                        (image_mod, "rescale_note")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k:
+                            calls.append(_n) or _f(*a, **k))
+    torch.manual_seed(0)
+    model = models.ResNetish().eval()
+    x = torch.randn(2, 3, 32, 32)  # a normalised input, which the picture rescales: a note
+    from eli5_nn import explain_predictions
+
+    expls = explain_predictions(model, x, method="grad-cam", top_targets=2)
+    assert calls == []
+    scores = model(x).detach().double().numpy()
+    p = np.exp(scores - scores.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    for d, e in enumerate(expls):
+        for t in e.targets:
+            assert t.proba == pytest.approx(p[d, t.target], rel=1e-5)
+    assert calls.count("proba") == 1  # every row's probability from one softmax
+    t = expls[1].targets[1]
+    assert calls.count("layer_maps") == 0
+    assert t.feature_weights.pos or t.feature_weights.neg  # region sums of the signed map
+    assert calls.count("layer_maps") == 1
+    signed = t.layout.channel_sum(t.attribution)
+    expected = image_mod.normalise(image_mod.resize_map(np.clip(signed, 0, None), (32, 32)))
+    np.testing.assert_allclose(t.heatmap, expected)
+    assert calls.count("layer_maps") == 1  # the heatmap reuses the row's sum
+    text = expls[0].description
+    assert "Outputs read as logits" in text and "Note: the image was rescaled" in text
+    assert calls.count("rescale_note") == 1 and expls[0].description is text
+
+
 def test_maps_that_cannot_be_resized_are_told_apart_before_any_resizing():
     from eli5_nn.modalities import image as image_mod
 
@@ -185,6 +226,13 @@ def test_the_finiteness_check_finds_every_non_finite_value(values):
     assert not _all_finite(a)
     assert _all_finite(np.array([3e38, 3e38], dtype=np.float32))  # the sum overflows; values fine
     assert _all_finite(np.arange(5))
+    # any memory order (a channels-last map seen as NCHW), each position checked
+    grid = np.zeros((2, 3, 4, 5), dtype=np.float32).transpose(0, 3, 1, 2)
+    assert _all_finite(grid)
+    for idx in [(0, 0, 0, 0), (1, 4, 2, 3), (0, 2, 1, 0)]:
+        bad = grid.copy(order="K")
+        bad[idx] = values[-1]
+        assert not bad.flags.c_contiguous and not _all_finite(bad)
 
 
 def test_a_model_with_nan_weights_gives_an_error_not_a_nan_map():

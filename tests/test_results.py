@@ -74,6 +74,15 @@ def test_lazy_fields_are_computed_once_on_first_read():
     spans = _target(weighted_spans=Lazy(lambda: "spans"))
     assert spans.weighted_spans == "spans"
     assert eli5.format_as_dict(_target(weighted_spans=Lazy(lambda: None)))["weighted_spans"] is None
+    read: list[str] = []
+    lazy = NNTargetExplanation(target="cat", proba=Lazy(lambda: read.append("p") or 0.25))
+    e = NNExplanation(estimator="Net", targets=[lazy], description=results.joined(
+        "said", Lazy(lambda: read.append("d") or " later")))
+    assert read == []
+    assert pickle.loads(pickle.dumps(e)) == e  # pickling and comparing read them
+    assert e.description == "said later" and lazy.proba == 0.25 and sorted(read) == ["d", "p"]
+    assert eli5.format_as_dict(e)["targets"][0]["proba"] == 0.25
+    assert results.joined("a", "b") == "ab"
 
 
 def test_repr_html_goes_through_the_registered_hook(monkeypatch):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Protocol
 
 import numpy as np
@@ -73,13 +74,23 @@ def chunked_map(
 def _assemble(ctx: MethodContext, pieces: list[tuple[np.ndarray, Tensor]]) -> Tensor:
     """Concatenate row pieces and put them in row order."""
     ops = ctx.adapter.ops
-    order = np.concatenate([ids for ids, _ in pieces])
-    # one round's chunks come in row order: joined as they are, without a gather
-    in_order = np.array_equal(order, np.arange(len(order)))
+    # pieces whose rows follow on from each other (one round's chunks, in order) are
+    # joined as they are, without a gather; the check costs no numpy call per piece
+    in_order, start = True, 0
+    for ids, _ in pieces:
+        n = len(ids)
+        if n and not (ids[0] == start and ids[n - 1] == start + n - 1
+                      and (n < 3 or bool(np.all(np.diff(ids) == 1)))):
+            in_order = False
+            break
+        start += n
     if in_order and len(pieces) == 1:
         return pieces[0][1]
     stacked = ops.concat([t for _, t in pieces], axis=0)
-    return stacked if in_order else ops.take(stacked, np.argsort(order, kind="stable"), axis=0)
+    if in_order:
+        return stacked
+    order = np.concatenate([ids for ids, _ in pieces])
+    return ops.take(stacked, np.argsort(order, kind="stable"), axis=0)
 
 
 @dataclass
@@ -108,8 +119,10 @@ def _cotangent_rounds(per_doc: list[list[int]], n_classes: int, sign: float) -> 
     rounds = []
     for j in range(k):
         m = np.zeros((len(per_doc), n_classes), dtype=np.float64)
-        docs = [d for d, ts in enumerate(per_doc) if j < len(ts)]
-        m[docs, [per_doc[d][j] for d in docs]] = sign
+        flat = m.reshape(-1)  # a view: one item set per row, no index arrays
+        for d, ts in enumerate(per_doc):
+            if j < len(ts):
+                flat[d * n_classes + ts[j]] = sign
         rounds.append(m)
     return rounds
 
@@ -188,18 +201,21 @@ def gradient_pass(
                 chunk_targets[:] = [list(t) for t in resolved]
                 return _cotangent_rounds(chunk_targets, scores.shape[1], ctx.sign)
 
+            whole = sl.start == 0 and sl.stop == n  # one chunk: the batch itself, no view
             scores, passes = ctx.gradients(
-                ctx.x[sl], np.arange(sl.start, sl.stop), cotangents, wrt_input=wrt_input,
-                layers=layers, cut_at_layer=cut_at_layer,
+                ctx.x if whole else ctx.x[sl], np.arange(sl.start, sl.stop), cotangents,
+                wrt_input=wrt_input, layers=layers, cut_at_layer=cut_at_layer,
             )
             scores_parts.append(scores)
             for d, ts in zip(docs, chunk_targets, strict=True):
                 per_doc[d] = ts
-            offsets = np.cumsum([0] + [len(t) for t in per_doc])
+            # rows are doc-major: doc d's j-th target is row offsets[d] + j (the docs
+            # after this chunk have no targets yet, so their offsets are not needed)
+            offsets = list(accumulate((len(t) for t in per_doc[:sl.stop]), initial=0))
             for j, gp in enumerate(passes):
-                local = np.array([i for i, ts in enumerate(chunk_targets) if j < len(ts)])
-                row_ids = offsets[np.asarray(docs)[local]] + j
-                pieces.add(ctx, gp, layers, row_ids, local, len(docs))
+                local = [i for i, ts in enumerate(chunk_targets) if j < len(ts)]
+                row_ids = np.array([offsets[docs[i]] + j for i in local], dtype=np.int64)
+                pieces.add(ctx, gp, layers, row_ids, np.array(local, dtype=np.int64), len(docs))
             bar.update(1)
     layer_acts, layer_grads = pieces.layer_results(ctx, layers)
     return GradientResult(

@@ -103,8 +103,9 @@ class Modality(Protocol):
         """``base`` (target, scores, heatmap, attribution set) with the modality's fields."""
 
     def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
-                    description: str, estimator: str, method: str) -> NNExplanation:
-        """The explanation of doc ``d``."""
+                    description: str | Lazy, estimator: str, method: str) -> NNExplanation:
+        """The explanation of doc ``d`` (its ``description`` may be lazy: add to it
+        with :func:`~eli5_nn.results.joined`)."""
 
     def accepts(self, spec: MethodTraits) -> bool:
         """Whether the method applies to this kind of input."""

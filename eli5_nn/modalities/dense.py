@@ -8,6 +8,7 @@ The axes are read from the input's layout (stated by the adapter or given as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from eli5.base import FeatureWeight, FeatureWeights
 from ..adapters.base import Adapter, Tensor
 from ..errors import Eli5NNTypeError, ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation, realise
+from ..results import Lazy, NNExplanation, NNTargetExplanation, joined, realise
 from . import image as image_mod
 from .base import (
     MethodTraits,
@@ -152,12 +153,16 @@ class DenseInput:
         now; the display map (resized, channels reduced) is built when first read."""
         size = self.display_size()
         if spec.space != "input":
-            cam, shown = layer_maps(layout, row, relu)
-            if shown.ndim == len(size):
-                image_mod.check_resizable(shown.shape, size)
-                return RowMaps(cam, Lazy(lambda: image_mod.normalise(
-                    image_mod.resize_map(shown, size))))
-            return RowMaps(cam, Lazy(lambda: image_mod.normalise(shown)))
+            # the map's shape is checked now; its channel sum is taken when first read
+            layout.check(row.shape, "the attribution")
+            shape = layout.map_shape(row.shape)
+            both = cache(lambda: layer_maps(layout, row, relu))  # (signed, shown), once
+            if len(shape) == len(size):
+                image_mod.check_resizable(shape, size)
+                heat = Lazy(lambda: image_mod.normalise(image_mod.resize_map(both()[1], size)))
+            else:
+                heat = Lazy(lambda: image_mod.normalise(both()[1]))
+            return RowMaps(Lazy(lambda: both()[0]), heat)
         ch = self._channel_axis()
         if display is not None and relu is None:
             shown_row = display
@@ -176,24 +181,29 @@ class DenseInput:
         base.feature_weights = Lazy(lambda: feature_weights(realise(signed), size))
         return base
 
-    def _picture(self, d: int) -> tuple[Any, str | None]:
-        """The picture of doc ``d`` (drawn when first read) and the note about it."""
+    def _picture(self, d: int) -> tuple[Any, str | Lazy]:
+        """The picture of doc ``d`` and the description's note about its values (both
+        when first read)."""
         if self.images is not None:
-            return self.images[d], None
+            return self.images[d], ""
         if not self._is_picture():
-            return None, None
+            return None, ""
         if self._x_np is None:
             self._x_np = self.adapter.ops.to_numpy(self.model_input)
         assert self.layout is not None and self.layout.channel_axis is not None
         row, ch = self._x_np[d], self.layout.channel_axis
-        note = image_mod.rescale_note(float(row.min()), float(row.max()))
-        return Lazy(lambda: image_mod.image_from_input(row, ch)[0]), note
+
+        def note() -> str:
+            said = image_mod.rescale_note(float(row.min()), float(row.max()))
+            return f" Note: {said}." if said else ""
+
+        return Lazy(lambda: image_mod.image_from_input(row, ch)[0]), Lazy(note)
 
     def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
-                    description: str, estimator: str, method: str) -> NNExplanation:
+                    description: str | Lazy, estimator: str, method: str) -> NNExplanation:
         """The explanation of doc ``d``, with the picture of the input."""
         pic, note = self._picture(d)
         return NNExplanation(
             estimator=estimator, method=method, targets=targets, image=pic,
-            description=description + (f" Note: {note}." if note else ""),
+            description=joined(description, note),
         )

@@ -17,7 +17,7 @@ import numpy as np
 from ..adapters.base import Adapter, LayerRef, ModelInput, Tensor
 from ..errors import ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation, realise
+from ..results import Lazy, NNExplanation, NNTargetExplanation, joined, realise
 from . import text as text_mod
 from .base import (
     MethodTraits,
@@ -207,15 +207,15 @@ class TokenInput:
         return self.results.target(d, maps, base)
 
     def explanation(self, d: int, targets: list[NNTargetExplanation] | Lazy,
-                    description: str, estimator: str, method: str) -> NNExplanation:
+                    description: str | Lazy, estimator: str, method: str) -> NNExplanation:
         if self._kept is None:
             self._kept = self.space.real.sum(axis=1).tolist()
         kept = self._kept[d]
         left_out = "padding and special tokens" if self.n_special else "padding"
         return NNExplanation(
             estimator=estimator, method=method, targets=targets,
-            description=description + f" Tokens: {kept} of {self.length} positions "
-            f"({left_out} left out).",
+            description=joined(description, f" Tokens: {kept} of {self.length} positions "
+                               f"({left_out} left out)."),
         )
 
     def display_size(self) -> tuple[int, ...]:

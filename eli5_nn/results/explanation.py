@@ -2,8 +2,10 @@
 
 Fields that cost time to build and are often never read can be given as
 :class:`Lazy` values, computed on first access: ``NNTargetExplanation.feature_weights``
-(image region sums, top tokens), ``NNTargetExplanation.weighted_spans`` (text spans),
+(image region sums, top tokens), ``NNTargetExplanation.proba`` (the softmax of the
+call's scores), ``NNTargetExplanation.weighted_spans`` (text spans),
 ``NNTargetExplanation.heatmap`` (the display map, resized to the input),
+``NNExplanation.description`` (its notes on the outputs and the input's values),
 ``NNExplanation.image`` (the picture of the input) and ``NNExplanation.targets``
 (the target explanations of a text call, built together when one is first read).
 """
@@ -24,8 +26,9 @@ from .display import registered, set_html_formatter
 class Lazy:
     """A field value computed by ``fn()`` the first time the field is read, then stored.
 
-    Pass it for ``NNTargetExplanation.feature_weights`` / ``weighted_spans`` /
-    ``heatmap`` or ``NNExplanation.image`` / ``targets``.
+    Pass it for ``NNTargetExplanation.feature_weights`` / ``proba`` /
+    ``weighted_spans`` / ``heatmap`` or ``NNExplanation.description`` / ``image`` /
+    ``targets``.
     Comparing, printing, pickling or formatting a result reads (so computes) it.
     """
 
@@ -41,6 +44,13 @@ class Lazy:
 def realise(value: Any) -> Any:
     """``value``, computed first if it is :class:`Lazy`."""
     return value.fn() if isinstance(value, Lazy) else value
+
+
+def joined(text: str | Lazy, more: str | Lazy) -> str | Lazy:
+    """``text + more``, lazy when either part is."""
+    if isinstance(text, Lazy) or isinstance(more, Lazy):
+        return Lazy(lambda: realise(text) + realise(more))
+    return text + more
 
 
 #: the slot descriptors behind the lazy fields of :class:`NNTargetExplanation`
@@ -84,7 +94,7 @@ class NNTargetExplanation(TargetExplanation):
         self,
         target: Any,
         feature_weights: Any = None,
-        proba: float | None = None,
+        proba: float | Lazy | None = None,
         score: float | None = None,
         weighted_spans: Any = None,
         heatmap: np.ndarray | Lazy | None = None,
@@ -96,7 +106,7 @@ class NNTargetExplanation(TargetExplanation):
         # call, and a lazy field's property setter would cost a Python call
         self.target = target
         _SLOTS["feature_weights"].__set__(self, feature_weights)
-        self.proba = proba
+        _SLOTS["proba"].__set__(self, proba)
         self.score = score
         _SLOTS["weighted_spans"].__set__(self, weighted_spans)
         _SLOTS["heatmap"].__set__(self, heatmap)
@@ -124,11 +134,12 @@ class NNExplanation(Explanation):
         return None if fn is None else str(fn(self))
 
 
-for _name in ("feature_weights", "weighted_spans", "heatmap"):
+for _name in ("feature_weights", "proba", "weighted_spans", "heatmap"):
     _SLOTS[_name] = vars(NNTargetExplanation)[_name]
     _lazy_field(NNTargetExplanation, _name, _SLOTS[_name])
-_lazy_field(NNExplanation, "image", vars(Explanation)["image"])
-_lazy_field(NNExplanation, "targets", vars(Explanation)["targets"])
+for _name in ("description", "image", "targets"):
+    _lazy_field(NNExplanation, _name, vars(Explanation)[_name])
 
 
-__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "realise", "set_html_formatter"]
+__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "joined", "realise",
+           "set_html_formatter"]
