@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from .methods import METHODS, MethodContext, MethodResult, MethodSpec, Rows, get
 from .methods.params import ARGUMENTS
 from .modalities.base import Modality, Prepared, RowMaps, layer_note
 from .modalities.pictures import from_pil, is_pil, layout_hint
-from .results import Lazy, NNExplanation, NNTargetExplanation, joined
+from .results import Lazy, NNExplanation, NNTargetExplanation, Once, joined
 from .targets import (
     check_output,
     normalise_targets,
@@ -92,27 +92,16 @@ def explain_batch(
             ctx, prepared = _context(adapter, modality, spec, params, opts, user_layout,
                                      single)
             result = spec.fn(ctx)
+        # checked in the framework, where the attribution was just computed
+        if not adapter.ops.all_finite(result.attribution):
+            raise ExplanationError(
+                f"{spec.name} produced non-finite attributions; check the model for NaN/inf "
+                "weights or outputs"
+            )
         attribution = adapter.ops.to_numpy(result.attribution)
         output = _output_kind(adapter, model_in, opts.output, result.scores)
-    if not _all_finite(attribution):
-        raise ExplanationError(
-            f"{spec.name} produced non-finite attributions; check the model for NaN/inf "
-            "weights or outputs"
-        )
     return _build(modality, spec, ctx, prepared, result, attribution, opts, output,
                   adapter.model_name())
-
-
-def _all_finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite: a finite sum of squares says so in one
-    BLAS pass (NaN and infinities carry through it; about 4× faster than numpy's
-    sum, on any memory order); only one that is not finite (which may also be an
-    overflow) needs the value-by-value check."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "fc":
-        return True
-    flat = a.ravel(order="K")  # a view in the array's own memory order
-    return bool(np.isfinite(flat @ flat)) or bool(np.all(np.isfinite(a)))
 
 
 # -- 1. arguments -----------------------------------------------------------------------------
@@ -294,7 +283,7 @@ def _build(modality: Modality, spec: MethodSpec, ctx: MethodContext, prepared: P
     layout = result.layout or modality.attribution_layout(spec, prepared, ctx.layer_layout)
     rows = result.rows
     # probabilities and what the description says of the outputs: when first read
-    outputs = cache(partial(_probabilities, result.scores, output, rows))
+    outputs = Once(partial(_probabilities, result.scores, output, rows))
     description = joined(_describe(spec, ctx, attribution, result, prepared, opts,
                                    modality.display_size()),
                          Lazy(lambda: outputs()[1]))

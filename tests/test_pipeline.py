@@ -220,19 +220,21 @@ def test_maps_that_cannot_be_resized_are_told_apart_before_any_resizing():
 
 @pytest.mark.parametrize("values", [[1.0, np.nan], [np.inf, -np.inf], [3e38, 3e38, np.nan]])
 def test_the_finiteness_check_finds_every_non_finite_value(values):
-    from eli5_nn.pipeline import _all_finite
+    """The torch check the pipeline runs on every attribution: one sum, and the
+    value-by-value check only where the sum is not finite (also an overflow)."""
+    from eli5_nn.adapters.torch_ops import TorchOps
 
-    a = np.array(values, dtype=np.float32)
-    assert not _all_finite(a)
-    assert _all_finite(np.array([3e38, 3e38], dtype=np.float32))  # the sum overflows; values fine
-    assert _all_finite(np.arange(5))
-    # any memory order (a channels-last map seen as NCHW), each position checked
-    grid = np.zeros((2, 3, 4, 5), dtype=np.float32).transpose(0, 3, 1, 2)
-    assert _all_finite(grid)
+    ops = TorchOps()
+    assert not ops.all_finite(torch.tensor(values, dtype=torch.float32))
+    assert ops.all_finite(torch.tensor([3e38, 3e38]))  # the sum overflows; values fine
+    assert ops.all_finite(torch.arange(5))
+    # any memory order (a channels-last map), each position checked
+    grid = torch.zeros(2, 5, 3, 4).contiguous(memory_format=torch.channels_last)
+    assert ops.all_finite(grid)
     for idx in [(0, 0, 0, 0), (1, 4, 2, 3), (0, 2, 1, 0)]:
-        bad = grid.copy(order="K")
+        bad = grid.clone()
         bad[idx] = values[-1]
-        assert not bad.flags.c_contiguous and not _all_finite(bad)
+        assert not bad.is_contiguous() and not ops.all_finite(bad)
 
 
 def test_a_model_with_nan_weights_gives_an_error_not_a_nan_map():

@@ -62,13 +62,11 @@ def automatic_layer(adapter: Any, x: Any) -> tuple[LayerRef, str] | None:
     cache = model_cache(model)
     structure = adapter.structure_key() if framework == "torch" else tuple(map(id, model.layers))
     key = ("automatic-layer", structure, _signature(x))
-    if key not in cache:
+    if key not in cache:  # the layer itself is kept: the key holds the model's structure
         found = _torch_answer(model, x) if framework == "torch" else _keras_answer(model)
-        cache[key] = found
-    found = cache[key]
-    if found is None:
-        return None
-    try:
-        return adapter.find_layer(found[0]), found[1]
-    except ValueError:  # a name the adapter does not list
-        return None
+        try:
+            cache[key] = None if found is None else (adapter.find_layer(found[0]), found[1])
+        except ValueError:  # a name the adapter does not list
+            cache[key] = None
+    answer: tuple[LayerRef, str] | None = cache[key]
+    return answer

@@ -69,16 +69,21 @@ def _all_modules(model: nn.Module) -> list[nn.Module]:
     """``list(model.modules())`` (depth first, each module once, the model first),
     walked without building the dotted names ``named_modules`` makes: the walk runs
     once per call."""
-    found: list[nn.Module] = []
-    seen: set[int] = set()
-    stack = [model]
+    found: list[nn.Module] = [model]
+    seen = {id(model)}
+    # one iterator per module on the path: a child is listed, then its own children
+    # before its next sibling (no recursion, however deep the model nests)
+    stack = [iter(model._modules.values())]
     while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        found.append(m)
-        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+        for child in stack[-1]:
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                found.append(child)
+                if child._modules:
+                    stack.append(iter(child._modules.values()))
+                break
+        else:
+            stack.pop()
     return found
 
 
@@ -406,24 +411,31 @@ class TorchAdapter:
         return cache[key]
 
     def input_layout(self, x: Tensor) -> Layout:
-        axes = self._trace(x).input_axes
+        tr = self._trace(x)
+        axes = tr.input_axes
         if axes is None:
             if not self.is_floating(x):
                 return Layout("T")
             t = x.ids if isinstance(x, ModelInput) else x
             raise common.layout_error("the input", self.model_name(), tuple(t.shape[1:]))
-        return Layout(axes)
+        return tr.input_layout
 
     def layer_layout(self, layer: LayerRef, x: Tensor) -> Layout:
+        cache = common.model_cache(self.model)
+        key = (*self._key("layer-layout", x), layer.index)
+        if key in cache:  # stated once per model structure, input signature and layer
+            found: Layout = cache[key]
+            return found
         tr = self._trace(x)
         for call in tr.calls:
             if call.index == layer.index:
-                found = torch_layout.call_layout(self.model, tr, call)
-                if found is None:
+                layout = torch_layout.call_layout(self.model, tr, call)
+                if layout is None:
                     raise common.layout_error(
                         f"the output of layer {layer.name!r}", self.model_name(), call.row_shape
                     )
-                return found
+                cache[key] = layout
+                return layout
         check_hookable(self.model)
         raise ExplanationError(
             f"layer {layer.name!r} was not called in {self.model_name()}'s forward pass "

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -140,6 +141,13 @@ class Trace:
     calls: tuple[Call, ...]  # in the order the calls end
     input_axes: str | None  # what the input's row reads as (None: token ids)
     image_hw: tuple[int, int] | None  # the input image's size, for token grids
+
+    @cached_property
+    def input_layout(self) -> Layout:
+        """``input_axes`` as a :class:`Layout` (made once per trace)."""
+        if self.input_axes is None:
+            raise ValueError("token ids have no input layout")
+        return Layout(self.input_axes)
 
 
 def _input_axes(x: torch.Tensor, first: Producer | None) -> str | None:

@@ -8,7 +8,6 @@ The axes are read from the input's layout (stated by the adapter or given as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from eli5.base import FeatureWeight, FeatureWeights
 from ..adapters.base import Adapter, Tensor
 from ..errors import Eli5NNTypeError, ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation, joined, realise
+from ..results import Lazy, NNExplanation, NNTargetExplanation, Once, joined, realise
 from . import image as image_mod
 from .base import (
     MethodTraits,
@@ -156,7 +155,7 @@ class DenseInput:
             # the map's shape is checked now; its channel sum is taken when first read
             layout.check(row.shape, "the attribution")
             shape = layout.map_shape(row.shape)
-            both = cache(lambda: layer_maps(layout, row, relu))  # (signed, shown), once
+            both = Once(lambda: layer_maps(layout, row, relu))  # (signed, shown), once
             if len(shape) == len(size):
                 image_mod.check_resizable(shape, size)
                 heat = Lazy(lambda: image_mod.normalise(image_mod.resize_map(both()[1], size)))

@@ -12,7 +12,7 @@ the formatters through the hooks in :mod:`eli5_nn.results.display`.
 
 from .comparison import SCALES, Comparison, check_scale
 from .display import set_html_formatter
-from .explanation import Lazy, NNExplanation, NNTargetExplanation, joined, realise
+from .explanation import Lazy, NNExplanation, NNTargetExplanation, Once, joined, realise
 from .hierarchy import Component, Hierarchy, Level
 from .metrics import DeletionInsertion, RandomizationCheck
 
@@ -26,6 +26,7 @@ __all__ = [
     "Level",
     "NNExplanation",
     "NNTargetExplanation",
+    "Once",
     "RandomizationCheck",
     "check_scale",
     "joined",

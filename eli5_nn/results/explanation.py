@@ -13,7 +13,7 @@ call's scores), ``NNTargetExplanation.weighted_spans`` (text spans),
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from eli5.base import Explanation, TargetExplanation
@@ -21,6 +21,8 @@ from eli5.base_utils import attrs
 
 from ..layout import Layout
 from .display import registered, set_html_formatter
+
+T = TypeVar("T")
 
 
 class Lazy:
@@ -44,6 +46,22 @@ class Lazy:
 def realise(value: Any) -> Any:
     """``value``, computed first if it is :class:`Lazy`."""
     return value.fn() if isinstance(value, Lazy) else value
+
+
+class Once(Generic[T]):
+    """``fn()``, computed on the first call and then returned as stored: what several
+    :class:`Lazy` fields share (one softmax for every row's ``proba``). Cheaper to
+    make than ``functools.cache``, which matters for objects made on every call."""
+
+    __slots__ = ("fn", "value")
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn: Callable[[], T] | None = fn
+
+    def __call__(self) -> T:
+        if self.fn is not None:
+            self.value, self.fn = self.fn(), None
+        return self.value
 
 
 def joined(text: str | Lazy, more: str | Lazy) -> str | Lazy:
@@ -141,5 +159,5 @@ for _name in ("description", "image", "targets"):
     _lazy_field(NNExplanation, _name, vars(Explanation)[_name])
 
 
-__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "joined", "realise",
+__all__ = ["Lazy", "NNExplanation", "NNTargetExplanation", "Once", "joined", "realise",
            "set_html_formatter"]

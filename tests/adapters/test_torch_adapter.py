@@ -234,6 +234,12 @@ def test_the_module_walk_lists_what_model_modules_lists():
     tree = nn.Sequential(*[nn.Sequential(nn.Conv2d(1, 1, 1), nn.Sequential(nn.ReLU()))
                            for _ in range(3)])
     assert [id(m) for m in _all_modules(tree)] == [id(m) for m in tree.modules()]
+    deep: nn.Module = nn.ReLU()
+    for _ in range(3000):  # deeper than Python's recursion limit
+        deep = nn.Sequential(deep, nn.Identity())
+    walked = _all_modules(deep)  # 3000 Sequentials, then the ReLU, then 3000 Identities
+    assert len(walked) == 6001 and walked[0] is deep and walked[1] is deep[0]
+    assert isinstance(walked[3000], nn.ReLU) and walked[-1] is deep[1]
 
 
 def test_forward_chunks_on_the_cpu_keep_the_largest_layer_within_its_byte_budget():
