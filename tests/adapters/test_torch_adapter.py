@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import eli5_nn
 from eli5_nn.adapters import get_adapter
 from eli5_nn.adapters.torch_autograd import autograd_rounds
 from eli5_nn.errors import Eli5NNTypeError, ExplanationError
@@ -282,3 +283,23 @@ def test_forward_chunks_of_torchscript_models_keep_the_fixed_cap():
         assert adapter.max_forward_rows == MAX_FORWARD_ROWS
     expls = eli5_nn.explain_predictions(model, x, method="integrated-gradients", steps=4)
     assert len(expls) == 3 and np.isfinite(expls[0].targets[0].attribution).all()
+
+
+def test_a_model_changed_between_calls_is_read_afresh():
+    """What is kept per model structure (the automatic CAM layer, its layout, the
+    trace) is not reused once a submodule is swapped: the second call reads the new
+    layer, as a call on a freshly built model with the same modules does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).eval()
+    x = torch.rand(1, 3, 12, 12)
+    first = eli5_nn.explain_prediction_nn(model, x, method="grad-cam", targets=[1])
+    assert first.targets[0].attribution.shape == (4, 10, 10)
+    model[0] = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU())
+    model[3] = nn.Linear(6, 5)
+    again = eli5_nn.explain_prediction_nn(model, x, method="grad-cam", targets=[1])
+    fresh = nn.Sequential(*model).eval()
+    expected = eli5_nn.explain_prediction_nn(fresh, x, method="grad-cam", targets=[1])
+    assert again.targets[0].attribution.shape == (6, 8, 8)
+    np.testing.assert_allclose(again.targets[0].attribution, expected.targets[0].attribution)
+    assert "'0'" in again.description and "6×8×8" in again.description
