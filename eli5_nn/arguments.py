@@ -119,7 +119,7 @@ def check_keywords(
 ) -> None:
     """Raise :class:`~eli5_nn.errors.Eli5NNTypeError` (a ``TypeError``, as Python
     raises for an unexpected keyword) when ``given`` holds a name not in ``valid``."""
-    names = set(valid)
+    names = valid if isinstance(valid, (set, frozenset)) else set(valid)
     unknown = [k for k in given if k not in names]
     if unknown:
         raise Eli5NNTypeError(unknown_keywords_message(unknown, names, function))

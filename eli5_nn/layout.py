@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import attr
@@ -52,6 +53,12 @@ def _axes(value: str) -> str:
             "that covers an image is 'TC' with grid=(rows, cols)"
         )
     return axes
+
+
+@lru_cache(maxsize=64)
+def _map_axes(axes: str) -> tuple[int, ...]:
+    """The positions of the non-channel letters of ``axes`` (read on every call)."""
+    return tuple(i for i, a in enumerate(axes) if a != "C")
 
 
 def _grid(value: Any) -> tuple[int, ...] | None:
@@ -100,7 +107,7 @@ class Layout:
     @property
     def map_axes(self) -> tuple[int, ...]:
         """The spatial or token axes of a row, in order."""
-        return tuple(i for i, a in enumerate(self.axes) if a != "C")
+        return _map_axes(self.axes)
 
     @property
     def is_tokens(self) -> bool:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -68,9 +68,10 @@ class Options:
 PIPELINE_ARGS = tuple(f.name for f in fields(Options))
 
 
-def valid_arguments(*extra: str) -> list[str]:
-    """Every keyword argument of ``explain_prediction``."""
-    return sorted({*PIPELINE_ARGS, *ARGUMENTS, *extra})
+@lru_cache(maxsize=16)
+def valid_arguments(*extra: str) -> frozenset[str]:
+    """Every keyword argument of ``explain_prediction`` (and ``extra``)."""
+    return frozenset({*PIPELINE_ARGS, *ARGUMENTS, *extra})
 
 
 def explain_batch(

@@ -321,7 +321,7 @@ class FakeOps:
     def amin(self, x: Array, axis: int | tuple[int, ...], keepdims: bool = False) -> Array:
         return np.amin(x, axis=axis, keepdims=keepdims)
 
-    def where(self, cond: Array, x: Array, y: Array) -> Array:
+    def where(self, cond: Array, x: Array | float, y: Array | float) -> Array:
         return np.where(cond, x, y)
 
     def zeros_like(self, x: Array) -> Array:

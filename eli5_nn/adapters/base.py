@@ -155,8 +155,8 @@ class Ops(Protocol):
     def amin(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
         """Minimum over ``axis``."""
 
-    def where(self, cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """Elementwise choice."""
+    def where(self, cond: Tensor, x: Tensor | float, y: Tensor | float) -> Tensor:
+        """Elementwise choice; ``x`` or ``y`` may be a Python float (no tensor made)."""
 
     def zeros_like(self, x: Tensor) -> Tensor:
         """Zeros of ``x``'s shape, dtype and device."""

@@ -43,7 +43,7 @@ class KerasOps:
     def amin(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
         return K.min(x, axis=axis, keepdims=keepdims)
 
-    def where(self, cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    def where(self, cond: Tensor, x: Tensor | float, y: Tensor | float) -> Tensor:
         return K.where(cond, x, y)
 
     def zeros_like(self, x: Tensor) -> Tensor:

@@ -38,7 +38,7 @@ class TorchOps:
     def amin(self, x: Tensor, axis: int | tuple[int, ...], keepdims: bool = False) -> Tensor:
         return torch.amin(x, dim=axis, keepdim=keepdims)
 
-    def where(self, cond: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    def where(self, cond: Tensor, x: Tensor | float, y: Tensor | float) -> Tensor:
         return torch.where(cond, x, y)
 
     def zeros_like(self, x: Tensor) -> Tensor:
@@ -75,7 +75,7 @@ class TorchOps:
         return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
     def shape(self, x: Tensor) -> tuple[int, ...]:
-        return tuple(int(s) for s in x.shape)
+        return tuple(map(int, x.shape))
 
 
 __all__ = ["TorchOps"]

@@ -69,8 +69,7 @@ def grad_cam_pp_weights(ops: Ops, a: Tensor, g: Tensor, spatial: tuple[int, ...]
     g2 = g * g
     denom = 2.0 * g2 + ops.sum(a, axis=spatial, keepdims=True) * g2 * g
     nonzero = denom != 0
-    safe = ops.where(nonzero, denom, ops.zeros_like(denom) + 1.0)
-    alpha = ops.where(nonzero, g2 / safe, ops.zeros_like(denom))
+    alpha = ops.where(nonzero, g2 / ops.where(nonzero, denom, 1.0), 0.0)
     return ops.sum(alpha * ops.relu(g), axis=spatial, keepdims=True)
 
 
