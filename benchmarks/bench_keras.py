@@ -315,7 +315,7 @@ def _measure(backend_name: str, quick: bool) -> list[dict[str, Any]]:
 
     sys.path.insert(0, str(ROOT))
     import eli5_nn
-    from benchmarks.timing import best_chunk, interleaved, speed_row
+    from benchmarks.timing import best_chunk, interleaved, one_pass_row, speed_row
 
     models = Models(keras)
     backend = Backend(backend_name)
@@ -342,8 +342,7 @@ def _measure(backend_name: str, quick: bool) -> list[dict[str, Any]]:
          "one pass to the input and every bias layer; bias maps resized"),
     ]
     for method, floor, kw, note in simple:
-        t_ours, t_floor = interleaved(ours(method, **kw), floor, repeat, warmup, min_time)
-        rows.append(speed_row(framework, method, t_ours, t_floor, note))
+        rows.append(one_pass_row(framework, method, ours(method, **kw), floor, note, quick))
     # --quick: half the passes
     samples, steps = (SAMPLES // 2, STEPS // 2) if quick else (SAMPLES, STEPS)
     for method, kind, n, kw in (

@@ -7,7 +7,9 @@ layer and go backward down to the layer only; FullGrad's floor is one pass to
 the input and to every bias layer's output. The floors pass the input in the
 memory layout eli5-nn passes it in (channels-last on the CPU, see
 :func:`our_memory_format`), so that a ratio measures eli5-nn's own work. Ours
-and the floor run alternately in the same process; each keeps its best time.
+and the floor run alternately in the same process: a one-pass row reports the
+median of the per-round ratios of CPU time (:func:`benchmarks.timing.one_pass_row`),
+a step- or sample-based row each side's best time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eli5_nn  # noqa: E402
-from benchmarks.timing import best_chunk, interleaved, speed_row  # noqa: E402
+from benchmarks.timing import best_chunk, interleaved, one_pass_row, speed_row  # noqa: E402
 from tests.models import ResNetish, randomize_bn  # noqa: E402
 
 SIZE = 224
@@ -172,9 +174,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     layer = model.layers
     sites = _bias_sites(model)
     fmt = our_memory_format(model, x)
-    # --quick: at least 1.5 s of rounds per row (0.5 s, a dozen rounds of a Grad-CAM
-    # call, left the best time to chance on a busy machine: 0.97-1.14 for one build)
-    repeat, warmup, min_time = (3, 1, 1.5) if quick else (5, 2, 3.0)
+    # one-pass rows: medians of alternated rounds (a best time of a dozen rounds of a
+    # Grad-CAM call was left to chance on a busy machine: 0.97-1.14 for one build)
     rows = []
     explain = eli5_nn.explain_prediction_nn
     simple: list[tuple[str, Any, str]] = [
@@ -189,9 +190,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
          "one pass to the input and every bias layer; bias maps resized"),
     ]
     for method, floor, note in simple:
-        ours, t_floor = interleaved(lambda m=method: explain(model, x, method=m), floor, repeat,
-                                    warmup, min_time)
-        rows.append(speed_row("torch", method, ours, t_floor, note))
+        rows.append(one_pass_row("torch", method, lambda m=method: explain(model, x, method=m),
+                                 floor, note, quick))
     # --quick: a fifth of the passes
     samples, steps = (SAMPLES // 5, STEPS // 5) if quick else (SAMPLES, STEPS)
     for method, kind, n, kw in (

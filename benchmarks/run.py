@@ -264,9 +264,13 @@ around them. The floors are honest:
   row run both ways gives the same scores, so a ratio measures eli5-nn's own work and
   not the layout.
 
-eli5-nn and its floor run alternately in the same process after warm-up calls, and each
-keeps its best time, so that load from other processes hits both alike. *ratio* is ours
-divided by the floor: 1.00 means as fast as the hand-written code, below 1 faster (eli5-nn
+eli5-nn and its floor run alternately in the same process after warm-up calls, so that
+load from other processes hits both alike. The one-pass image rows (Grad-CAM, Grad-CAM++,
+gradient, gradient × input, FullGrad: calls of tens of milliseconds, where one lucky best
+time moves a ratio by several percent) time the CPU the process uses in 21 alternated
+rounds (41 without ``--quick``), and their *ratio* is the median of the per-round
+ratios, as in the *vs Captum* tables; the other rows keep each side's best wall-clock
+time. *ratio* is ours divided by the floor: 1.00 means as fast as the hand-written code, below 1 faster (eli5-nn
 then picks a better chunk size than the floor's candidates, or the floor does work eli5-nn
 avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond the
 passes: checking the input, choosing the target, the layouts, building the explanation.

@@ -1,7 +1,9 @@
 """Timing helpers and data shared by the benchmarks (no framework imports).
 
 Ours and the floor run alternately in the same process after warm-up, so that
-load from other processes hits both alike; each keeps its best time.
+load from other processes hits both alike: each keeps its best time
+(:func:`interleaved`), or, for calls of tens of milliseconds, each round's CPU times
+give a ratio and the row reports their median (:func:`paired`, :func:`one_pass_row`).
 """
 
 from __future__ import annotations
@@ -92,11 +94,26 @@ def best_chunk(make: Callable[[int], Callable[[], Any]], chunks: Sequence[int]) 
     return min(chunks, key=lambda c: best_time(make(c), warmup=False))
 
 
-def speed_row(framework: str, method: str, ours: float, floor: float, note: str
-              ) -> dict[str, Any]:
-    """One row of the speed table."""
+def speed_row(framework: str, method: str, ours: float, floor: float, note: str,
+              ratio: float | None = None) -> dict[str, Any]:
+    """One row of the speed table (``ratio``: as measured, e.g. the median of
+    per-round ratios; else ours ÷ floor)."""
     return {"framework": framework, "method": method, "ours_s": ours, "floor_s": floor,
-            "ratio": ours / floor, "note": note}
+            "ratio": ours / floor if ratio is None else ratio, "note": note}
+
+
+#: alternated rounds of a one-pass image row (:func:`one_pass_row`): --quick / full
+ONE_PASS_ROUNDS = (21, 41)
+
+
+def one_pass_row(framework: str, method: str, ours: Callable[[], Any],
+                 floor: Callable[[], Any], note: str, quick: bool) -> dict[str, Any]:
+    """A one-pass row (a call of tens of milliseconds, where one lucky best time moves
+    the ratio by several percent): :func:`paired` rounds, the medians of process CPU
+    time and the median of the per-round ratios, as the Captum tables."""
+    t_ours, t_floor, ratio = paired(ours, floor, ONE_PASS_ROUNDS[0 if quick else 1],
+                                    warmup=2)
+    return speed_row(framework, method, t_ours, t_floor, note, ratio)
 
 
 def _rss() -> int:
