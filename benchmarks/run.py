@@ -270,9 +270,9 @@ gradient, gradient × input, FullGrad: calls of tens of milliseconds, where one 
 time moves a ratio by several percent) time the CPU the process uses in 21 alternated
 rounds (41 without ``--quick``), and their *ratio* is the median of the per-round
 ratios, as in the *vs Captum* tables; the other rows keep each side's best wall-clock
-time. *ratio* is ours divided by the floor: 1.00 means as fast as the hand-written code, below 1 faster (eli5-nn
-then picks a better chunk size than the floor's candidates, or the floor does work eli5-nn
-avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond the
+time. *ratio* is ours divided by the floor: 1.00 means as fast as the hand-written code,
+below 1 faster (eli5-nn then picks a better chunk size than the floor's candidates, or the
+floor does work eli5-nn avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond the
 passes: checking the input, choosing the target, the layouts, building the explanation.
 What a caller may never read is built when first read and is not in the times: the
 heatmap resized to the input, the picture of the input, the region sums and, for text,
