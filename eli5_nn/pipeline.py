@@ -324,10 +324,6 @@ class _Targets:
         self.attribution, self.layout, self.bounds, self.maps = attribution, layout, bounds, maps
         self._maps: list[RowMaps] | None = None
 
-    def _proba(self, r: int) -> float | None:
-        """Row ``r``'s probability (the probabilities of all rows are computed together)."""
-        return self.outputs()[0][r]
-
     def of(self, target: Callable[[int, RowMaps, NNTargetExplanation], NNTargetExplanation],
            d: int) -> list[NNTargetExplanation]:
         """Doc ``d``'s targets, finished by the modality's ``target``."""
@@ -339,11 +335,17 @@ class _Targets:
             maps = self._maps[r]
             # positional: target, feature_weights, proba, score, weighted_spans, heatmap,
             # attribution, faithfulness, layout
-            base = NNTargetExplanation(self.names[r], None, Lazy(partial(self._proba, r)),
-                                       self.scores[r], None, maps.heatmap, self.attribution[r],
-                                       None, self.layout)
+            proba = Lazy(partial(_row_proba, self.outputs, r))
+            base = NNTargetExplanation(self.names[r], None, proba, self.scores[r], None,
+                                       maps.heatmap, self.attribution[r], None, self.layout)
             out.append(target(d, maps, base))
         return out
+
+
+def _row_proba(outputs: Callable[[], tuple[list[float | None], str]], r: int) -> float | None:
+    """Row ``r``'s probability (the probabilities of all rows are computed together);
+    what an unread ``proba`` holds: the scores, not the model or the modality."""
+    return outputs()[0][r]
 
 
 @contextmanager

@@ -209,6 +209,25 @@ def test_a_call_leaves_cam_sums_probabilities_and_notes_to_the_first_read(monkey
     assert calls.count("rescale_note") == 1 and expls[0].description is text
 
 
+def test_unread_image_results_keep_no_model_alive():
+    """What an image result leaves to its first read (probabilities, maps, notes, the
+    picture) holds arrays, not the model, its adapter or the modality."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    model = models.ResNetish().eval()
+    x = torch.randn(2, 3, 32, 32)
+    expls = [explain(model, x[:1], method="grad-cam"), explain(model, x[1:], method="gradient")]
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+    for e in expls:
+        t = e.targets[0]
+        assert 0 < t.proba < 1 and t.heatmap.shape == (32, 32) and "Outputs read" in e.description
+
+
 def test_maps_that_cannot_be_resized_are_told_apart_before_any_resizing():
     from eli5_nn.modalities import image as image_mod
 
