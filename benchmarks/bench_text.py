@@ -24,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eli5_nn  # noqa: E402
 from benchmarks import timing  # noqa: E402
-from benchmarks.timing import best_chunk, interleaved, speed_row  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    TEXT_ONE_PASS_ROUNDS,
+    best_chunk,
+    interleaved,
+    one_pass_row,
+    speed_row,
+)
 from tests.text.models import BiLSTM, TextCNN  # noqa: E402
 
 N_DOCS, LENGTH, VOCAB = 256, 160, 6000
@@ -137,7 +143,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     n_docs = N_DOCS
     ids = reviews(n_docs)
     ids_t = torch.as_tensor(ids)
-    repeat, warmup, min_time = (1, 1, 0.3) if quick else (3, 2, 2.0)
     rows = []
     explain, many = eli5_nn.explain_prediction_nn, eli5_nn.explain_predictions
     for tm in models():
@@ -165,8 +170,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
              "one batched backward to the embedding"),
         ):
             kw = {"layer": tm.layer} if method == "grad-cam" else {}
-            t_ours, t_floor = interleaved(ours(method, **kw), floor, repeat, warmup, min_time)
-            rows.append(speed_row(fw, f"{method} x{n_docs}", t_ours, t_floor, note))
+            rows.append(one_pass_row(fw, f"{method} x{n_docs}", ours(method, **kw), floor, note,
+                                     quick, TEXT_ONE_PASS_ROUNDS))
         for method, kind, n, kw in (("smoothgrad", "sg", SAMPLES, {"samples": SAMPLES}),
                                     ("integrated-gradients", "ig", STEPS, {"steps": STEPS})):
             options = (256, 1024, 4096)

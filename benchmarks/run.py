@@ -267,23 +267,24 @@ around them. The floors are honest:
 eli5-nn and its floor run alternately in the same process after warm-up calls, so that load
 from other processes hits both alike. The one-pass image rows (Grad-CAM, Grad-CAM++,
 gradient, gradient × input, FullGrad: calls of tens of milliseconds, where one lucky best
-time moves a ratio by several percent) time the CPU the process uses in 21 alternated rounds
-(41 without ``--quick``), and their *ratio* is the median of the per-round ratios, as in the
-*vs Captum* tables; the other rows keep each side's best wall-clock time. *ratio* is ours
-divided by the floor: 1.00 means as fast as the hand-written code, below 1 faster (eli5-nn
-then picks a better chunk size than the floor's candidates, or the floor does work eli5-nn
-avoids). eli5-nn's time includes everything ``explain_prediction`` does beyond the passes:
-checking the input, choosing the target, the layouts, building the explanation. What a
-caller may never read is built when first read and is not in the times: the heatmap resized
-to the input (for CAM methods also the channel sum of the map), the picture of the input,
-the region sums, the probabilities, the description's notes on the outputs and the input's
-values and, for text, the target explanations of the reviews: their maps (for all reviews at
-once, about 1 ms per 256), spans and top tokens (reading all of them costs about 2.5 ms for
-a 224×224 image, under a millisecond per review). The machine is shared, so absolute times
-vary between runs; the ratios are what the tables are for. Each process runs its frameworks
-on one thread (``--threads N`` to change): on a shared machine a parallel operation waits
-for its slowest thread, and with two threads per process the same call's time swings by an
-order of magnitude.
+time moves a ratio by several percent) and the PyTorch text rows of one pass (Grad-CAM,
+gradient, gradient × input over 256 reviews) time the CPU the process uses in alternated
+rounds (images 21, text 9; 41 and 21 without ``--quick``), and their *ratio* is the median
+of the per-round ratios, as in the *vs Captum* tables; the other rows keep each side's best
+wall-clock time. *ratio* is ours divided by the floor: 1.00 means as fast as the
+hand-written code, below 1 faster (eli5-nn then picks a better chunk size than the floor's
+candidates, or the floor does work eli5-nn avoids). eli5-nn's time includes everything
+``explain_prediction`` does beyond the passes: checking the input, choosing the target, the
+layouts, building the explanation. What a caller may never read is built when first read and
+is not in the times: the heatmap resized to the input (for CAM methods also the channel sum
+of the map), the picture of the input, the region sums, the probabilities, the description's
+notes on the outputs and the input's values and, for text, the target explanations of the
+reviews: their maps (for all reviews at once, about 1 ms per 256), spans and top tokens
+(reading all of them costs about 2.5 ms for a 224×224 image, under a millisecond per
+review). The machine is shared, so absolute times vary between runs; the ratios are what the
+tables are for. Each process runs its frameworks on one thread (``--threads N`` to change):
+on a shared machine a parallel operation waits for its slowest thread, and with two threads
+per process the same call's time swings by an order of magnitude.
 
 Rows named *vs loop* compare ``explain_predictions`` over all the reviews with a loop of
 ``explain_prediction`` over them, one review at a time (the floor column then holds the

@@ -102,17 +102,19 @@ def speed_row(framework: str, method: str, ours: float, floor: float, note: str,
             "ratio": ours / floor if ratio is None else ratio, "note": note}
 
 
-#: alternated rounds of a one-pass image row (:func:`one_pass_row`): --quick / full
+#: alternated rounds of a one-pass row (:func:`one_pass_row`), --quick / full: images,
+#: and PyTorch text (calls of up to a few tenths of a second)
 ONE_PASS_ROUNDS = (21, 41)
+TEXT_ONE_PASS_ROUNDS = (9, 21)
 
 
 def one_pass_row(framework: str, method: str, ours: Callable[[], Any],
-                 floor: Callable[[], Any], note: str, quick: bool) -> dict[str, Any]:
+                 floor: Callable[[], Any], note: str, quick: bool,
+                 rounds: tuple[int, int] = ONE_PASS_ROUNDS) -> dict[str, Any]:
     """A one-pass row (a call of tens of milliseconds, where one lucky best time moves
     the ratio by several percent): :func:`paired` rounds, the medians of process CPU
     time and the median of the per-round ratios, as the Captum tables."""
-    t_ours, t_floor, ratio = paired(ours, floor, ONE_PASS_ROUNDS[0 if quick else 1],
-                                    warmup=2)
+    t_ours, t_floor, ratio = paired(ours, floor, rounds[0 if quick else 1], warmup=2)
     return speed_row(framework, method, t_ours, t_floor, note, ratio)
 
 
