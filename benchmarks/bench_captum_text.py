@@ -33,8 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import eli5_nn  # noqa: E402
-from benchmarks.bench_captum import auto_batch_size, captum_row, paired  # noqa: E402
+from benchmarks.bench_captum import captum_row  # noqa: E402
 from benchmarks.bench_text import STEPS, TextModel, models, reviews  # noqa: E402
+from benchmarks.timing import auto_batch_size, paired  # noqa: E402
 
 SAMPLES = 10
 NOISE = 0.15

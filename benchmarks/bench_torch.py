@@ -39,10 +39,6 @@ def make_model() -> torch.nn.Module:
     return randomize_bn(ResNetish(n_classes=10, width=16, blocks=(1, 1, 1, 1))).eval()
 
 
-#: kept for the benchmarks that import it from here
-_interleaved = interleaved
-
-
 def our_memory_format(model: torch.nn.Module, x: torch.Tensor) -> torch.memory_format:
     """The memory layout eli5-nn passes inputs like ``x`` to ``model`` in (its torch
     adapter runs CPU images of convolutional models channels-last where that agrees

@@ -66,12 +66,10 @@ def _keras_final_activation(model: Any) -> str:
 def _torch_final_module(adapter: Adapter, model: Any, x: Tensor) -> str:
     """The class name (lower case) of the leaf module called last in one forward pass
     of the first doc, where its output is the model's output; "" otherwise."""
-    if hasattr(adapter, "modules") and hasattr(adapter, "structure_key"):
-        # the torch adapter's, walked once per call
-        modules, structure = adapter.modules(), adapter.structure_key()
-    else:
-        modules = list(model.modules())
-        structure = tuple(map(id, modules))
+    if not (hasattr(adapter, "modules") and hasattr(adapter, "structure_key")):
+        return ""  # only the torch adapter lists a model's modules
+    # the torch adapter's module list and structure key, walked once per call
+    modules, structure = adapter.modules(), adapter.structure_key()
     cache = common.model_cache(model)  # one pass per model structure and input signature
     leaves_key = ("probability-leaves", structure)
     if leaves_key not in cache:

@@ -17,7 +17,7 @@ import numpy as np
 from ..adapters.base import Adapter, LayerRef, ModelInput, Tensor
 from ..errors import ExplanationError
 from ..layout import Layout
-from ..results import Lazy, NNExplanation, NNTargetExplanation, joined, realise
+from ..results import Lazy, NNExplanation, NNTargetExplanation, Once, joined, realise
 from . import text as text_mod
 from .base import (
     MethodTraits,
@@ -277,13 +277,10 @@ class TokenResults:
         kept."""
         ids, real, document = self.ids[d], self.real[d], self.documents[d]
         given = None if self.tokens is None else self.tokens[d]
-        memo: list[text_mod.DocSpans] = []
 
         def spans() -> text_mod.DocSpans:
-            if not memo:
-                toks = given if given is not None else text_mod.default_tokens(ids)
-                kept = [t for t, k in zip(toks, real.tolist(), strict=True) if k]
-                memo.append(text_mod.doc_spans(kept, document))
-            return memo[0]
+            toks = given if given is not None else text_mod.default_tokens(ids)
+            kept = [t for t, k in zip(toks, real.tolist(), strict=True) if k]
+            return text_mod.doc_spans(kept, document)
 
-        return spans
+        return Once(spans)
